@@ -1,0 +1,129 @@
+//! The command line, as clap reads it. Doc comments here are the `--help` text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Finds servers that still serve an older certificate than the one renewed on disk.
+///
+/// certdrift reads each site's certificate file, handshakes with every address of its host,
+/// and says whether the server serves what is on disk: in_sync, reload_needed, disk_older
+/// (do not reload), unrelated, probe_failed or disk_error.
+#[derive(Debug, Parser)]
+#[command(name = "certdrift", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log level (error, warn, info, debug, trace) or a tracing filter such as
+    /// `certdrift=debug`. Logs go to stderr.
+    #[arg(long, global = true, env = "CERTDRIFT_LOG", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every site once, print a report, and exit with a status for cron or Nagios.
+    ///
+    /// Exit status: 0 when every address serves the certificate on disk; 1 when any address
+    /// drifted (reload_needed, disk_older, unrelated); 2 when a site could not be checked
+    /// (probe_failed, disk_error) or the configuration is bad. 2 wins over 1.
+    #[command(
+        after_help = "Exit status: 0 in sync, 1 drift found, 2 could not check or bad config."
+    )]
+    Check(CheckArgs),
+
+    /// Probe every site each interval and serve /metrics, /healthz and a status page.
+    ///
+    /// Stops cleanly on SIGINT or SIGTERM. Exit status 0 after a signal, 2 when the
+    /// configuration is bad or the listen address cannot be bound.
+    Serve(ServeArgs),
+
+    /// Show the main job on a throw-away CA and a local TLS server; needs no config.
+    ///
+    /// Makes a certbot-style layout in a temporary directory, serves generation 1, renews on
+    /// disk without reloading (reload_needed), reloads (in_sync), and points live/ back at
+    /// the old generation (disk_older). Nothing outside the temporary directory is touched.
+    Demo,
+}
+
+/// Arguments of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The TOML config file. Without it, give one site with --host and --cert.
+    #[arg(long, short, env = "CERTDRIFT_CONFIG", conflicts_with_all = ["host", "cert"])]
+    pub config: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// The ad-hoc site, when there is no config file.
+    #[command(flatten)]
+    pub site: AdHocSite,
+}
+
+/// One site given on the command line instead of a config file.
+#[derive(Debug, Args)]
+pub struct AdHocSite {
+    /// Host to connect to: a DNS name or an IP address.
+    #[arg(long, requires = "cert")]
+    pub host: Option<String>,
+
+    /// TCP port.
+    #[arg(long, default_value_t = 443, requires = "host")]
+    pub port: u16,
+
+    /// SNI name to send and verify; defaults to --host when it is a name.
+    #[arg(long, requires = "host")]
+    pub sni: Option<String>,
+
+    /// The PEM certificate file the server loads.
+    #[arg(long, requires = "host")]
+    pub cert: Option<PathBuf>,
+
+    /// Verify the served chain against this PEM file instead of the system trust store.
+    #[arg(long, requires = "host")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The TOML config file.
+    #[arg(long, short, env = "CERTDRIFT_CONFIG")]
+    pub config: PathBuf,
+
+    /// HTTP listen address; overrides `listen` in the config.
+    #[arg(long, env = "CERTDRIFT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Path of the Prometheus metrics endpoint.
+    #[arg(long, default_value = "/metrics")]
+    pub telemetry_path: String,
+}
+
+/// `check`'s report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// A JSON document, one object per site and address.
+    Json,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}

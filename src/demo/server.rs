@@ -1,0 +1,154 @@
+//! A small TLS server on a local socket that serves one certificate until told to "reload".
+//!
+//! It stands in for nginx in the demo and in tests: like a real server, it keeps serving the
+//! certificate it loaded, whatever happens on disk, until [`LocalTlsServer::reload`] hands it a
+//! new one. It accepts any client, completes the handshake, then waits for the client to close.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+/// A TLS server on a local address, serving a certificate that can be swapped.
+///
+/// Dropping it stops accepting connections.
+pub struct LocalTlsServer {
+    addr: SocketAddr,
+    current: Arc<CurrentCert>,
+    accept_task: JoinHandle<()>,
+}
+
+impl LocalTlsServer {
+    /// Binds `bind` (use port 0 for any free port) and starts serving `chain_pem` with
+    /// `key_pem`.
+    ///
+    /// # Errors
+    ///
+    /// A bind failure, or PEM that does not hold a certificate chain and a usable key.
+    pub async fn start(bind: SocketAddr, chain_pem: &str, key_pem: &str) -> io::Result<Self> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let current = Arc::new(CurrentCert {
+            key: RwLock::new(certified_key(&provider, chain_pem, key_pem)?),
+            provider: provider.clone(),
+        });
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_no_client_auth()
+            .with_cert_resolver(current.clone());
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+
+        let listener = TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let accept_task = tokio::spawn(accept_loop(listener, acceptor));
+        Ok(Self {
+            addr,
+            current,
+            accept_task,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `chain_pem` and `key_pem` from the next handshake on, as a reload would.
+    ///
+    /// # Errors
+    ///
+    /// PEM that does not hold a certificate chain and a usable key; the old certificate
+    /// stays in place.
+    pub fn reload(&self, chain_pem: &str, key_pem: &str) -> io::Result<()> {
+        let key = certified_key(&self.current.provider, chain_pem, key_pem)?;
+        *self
+            .current
+            .key
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = key;
+        Ok(())
+    }
+}
+
+impl Drop for LocalTlsServer {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+impl std::fmt::Debug for LocalTlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalTlsServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The certificate handed to every handshake.
+#[derive(Debug)]
+struct CurrentCert {
+    key: RwLock<Arc<CertifiedKey>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ResolvesServerCert for CurrentCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.key
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone(),
+        )
+    }
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor) {
+    loop {
+        let Ok((tcp, _peer)) = listener.accept().await else {
+            // Out of file descriptors or similar: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            // Hold the connection until the client is done, as a real server would.
+            let mut buf = [0u8; 512];
+            let _ = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await;
+        });
+    }
+}
+
+fn certified_key(
+    provider: &CryptoProvider,
+    chain_pem: &str,
+    key_pem: &str,
+) -> io::Result<Arc<CertifiedKey>> {
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("certificate PEM: {err}"),
+            )
+        })?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, format!("key PEM: {err}")))?;
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, format!("key: {err}")))?;
+    Ok(Arc::new(CertifiedKey::new(chain, signing_key)))
+}

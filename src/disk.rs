@@ -1,0 +1,283 @@
+//! The disk side: what certificate a site's file holds now.
+//!
+//! Reads the PEM file a server is configured with (usually certbot's
+//! `live/NAME/fullchain.pem`), takes the first certificate as the leaf, as servers do, and
+//! keeps the rest as the chain. Everything that can go wrong with the file becomes a
+//! [`DiskError`] naming the path and what to do, never a panic; the error is reported per
+//! site, and the probes of the site still run.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cert::CertSummary;
+use crate::pem::{self, PemError};
+
+/// The most a certificate file may weigh. A full chain is a few kilobytes; a combined PEM
+/// with a key and a long chain stays well under 100 KiB. Anything larger is not a certificate
+/// file, and reading it whole could exhaust memory.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A certificate file as read from disk.
+#[derive(Debug, Clone)]
+pub struct DiskCert {
+    /// The path as configured.
+    pub path: PathBuf,
+    /// The first certificate in the file, the one a server presents as its own.
+    pub leaf: Arc<CertSummary>,
+    /// The certificates after the leaf, in file order.
+    pub chain: Vec<CertSummary>,
+    /// Oddities worth a look that do not stop the comparison.
+    pub notes: Vec<String>,
+}
+
+/// Why a certificate file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiskError {
+    /// Nothing at the path.
+    #[error("{}: no such file; check the `cert` path in the config", .path.display())]
+    NotFound {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// The path is a symbolic link to something that does not exist.
+    #[error("{}: the symlink points to {}, which does not exist; check the lineage's archive directory", .path.display(), .target.display())]
+    DanglingSymlink {
+        /// The configured path.
+        path: PathBuf,
+        /// Where the link points.
+        target: PathBuf,
+    },
+    /// The file or a directory above it is not readable by this process.
+    #[error("{}: permission denied; give the user certdrift runs as read access (certbot makes live/ and archive/ 0700)", .path.display())]
+    PermissionDenied {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// The path is a directory.
+    #[error("{}: is a directory; `cert` must name a PEM file such as fullchain.pem", .path.display())]
+    IsDirectory {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// The file has no bytes.
+    #[error("{}: the file is empty; the last write to it may have failed", .path.display())]
+    Empty {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("{}: the file has {size} bytes, more than the {limit} a certificate file may have", .path.display())]
+    TooLarge {
+        /// The configured path.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The file holds no `CERTIFICATE` block.
+    #[error("{}: no CERTIFICATE block in the file{}", .path.display(), found_labels(.found))]
+    NoCertificate {
+        /// The configured path.
+        path: PathBuf,
+        /// Labels of the blocks it does hold.
+        found: Vec<String>,
+    },
+    /// A PEM block is malformed.
+    #[error("{}: {source}", .path.display())]
+    BadPem {
+        /// The configured path.
+        path: PathBuf,
+        /// What is wrong, with its line.
+        source: PemError,
+    },
+    /// A `CERTIFICATE` block does not hold a certificate.
+    #[error("{}: line {line}: {detail}", .path.display())]
+    BadCertificate {
+        /// The configured path.
+        path: PathBuf,
+        /// Line of the block's `BEGIN` marker.
+        line: usize,
+        /// The parser's complaint.
+        detail: String,
+    },
+    /// Any other I/O error.
+    #[error("{}: cannot read: {detail}", .path.display())]
+    Io {
+        /// The configured path.
+        path: PathBuf,
+        /// The system's message.
+        detail: String,
+    },
+}
+
+impl DiskError {
+    /// The configured path the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::NotFound { path }
+            | Self::DanglingSymlink { path, .. }
+            | Self::PermissionDenied { path }
+            | Self::IsDirectory { path }
+            | Self::Empty { path }
+            | Self::TooLarge { path, .. }
+            | Self::NoCertificate { path, .. }
+            | Self::BadPem { path, .. }
+            | Self::BadCertificate { path, .. }
+            | Self::Io { path, .. } => path,
+        }
+    }
+
+    /// A short, stable name for the kind of failure, for labels and JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::DanglingSymlink { .. } => "dangling_symlink",
+            Self::PermissionDenied { .. } => "permission_denied",
+            Self::IsDirectory { .. } => "is_directory",
+            Self::Empty { .. } => "empty",
+            Self::TooLarge { .. } => "too_large",
+            Self::NoCertificate { .. } => "no_certificate",
+            Self::BadPem { .. } => "bad_pem",
+            Self::BadCertificate { .. } => "bad_certificate",
+            Self::Io { .. } => "io",
+        }
+    }
+}
+
+/// Reads and summarizes the certificate file at `path`.
+///
+/// # Errors
+///
+/// A [`DiskError`] for a file that is missing, unreadable, a directory, empty, too large,
+/// not PEM, or without a parsable certificate.
+pub fn load(path: &Path) -> Result<DiskCert, DiskError> {
+    let bytes = read_capped(path)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(DiskError::Empty {
+            path: path.to_owned(),
+        });
+    }
+
+    let blocks = pem::parse_blocks(&bytes).map_err(|source| DiskError::BadPem {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut certs = Vec::new();
+    for block in blocks.iter().filter(|block| block.is_certificate()) {
+        let summary =
+            CertSummary::from_der(&block.der).map_err(|err| DiskError::BadCertificate {
+                path: path.to_owned(),
+                line: block.line,
+                detail: err.to_string(),
+            })?;
+        certs.push((block.line, summary));
+    }
+    if certs.is_empty() {
+        return Err(DiskError::NoCertificate {
+            path: path.to_owned(),
+            found: blocks.into_iter().map(|block| block.label).collect(),
+        });
+    }
+
+    let notes = leaf_notes(&certs);
+    let mut certs = certs.into_iter().map(|(_, summary)| summary);
+    let leaf = certs
+        .next()
+        .map(Arc::new)
+        .expect("at least one certificate, checked above");
+    Ok(DiskCert {
+        path: path.to_owned(),
+        leaf,
+        chain: certs.collect(),
+        notes,
+    })
+}
+
+/// Notes when a later block looks more like the leaf than the first one does.
+///
+/// Servers present the first certificate of the file as theirs, so a file that lists the
+/// chain first serves the intermediate as the leaf. That is worth saying, but the first
+/// block stays the leaf because that is what the server will serve.
+fn leaf_notes(certs: &[(usize, CertSummary)]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let Some(((_, first), rest)) = certs.split_first() else {
+        return notes;
+    };
+    for (line, cert) in rest {
+        if cert.is_ca {
+            continue;
+        }
+        if first.is_ca {
+            notes.push(format!(
+                "the first certificate is a CA certificate ({}), and the one at line {line} ({}) looks like the leaf: \
+                 servers present the first one, so list the leaf first",
+                first.subject, cert.subject
+            ));
+        } else {
+            notes.push(format!(
+                "line {line} holds a second end-entity certificate ({}); servers present only the first ({})",
+                cert.subject, first.subject
+            ));
+        }
+    }
+    notes
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, DiskError> {
+    let file = File::open(path).map_err(|err| open_error(path, &err))?;
+    let metadata = file.metadata().map_err(|err| open_error(path, &err))?;
+    if metadata.is_dir() {
+        return Err(DiskError::IsDirectory {
+            path: path.to_owned(),
+        });
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(DiskError::TooLarge {
+            path: path.to_owned(),
+            size: metadata.len(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
+
+    // The size can change between the stat and the read (a writer still at work, or a
+    // device file), so the read is capped too.
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| open_error(path, &err))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(DiskError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+fn open_error(path: &Path, err: &io::Error) -> DiskError {
+    let path = path.to_owned();
+    match err.kind() {
+        io::ErrorKind::NotFound => match std::fs::read_link(&path) {
+            Ok(target) => DiskError::DanglingSymlink { path, target },
+            Err(_) => DiskError::NotFound { path },
+        },
+        io::ErrorKind::PermissionDenied => DiskError::PermissionDenied { path },
+        io::ErrorKind::IsADirectory => DiskError::IsDirectory { path },
+        _ => DiskError::Io {
+            path,
+            detail: err.to_string(),
+        },
+    }
+}
+
+fn found_labels(found: &[String]) -> String {
+    if found.is_empty() {
+        " (no PEM block at all; is it DER? convert it with `openssl x509 -inform der`)".to_owned()
+    } else {
+        format!(" (found: {})", found.join(", "))
+    }
+}

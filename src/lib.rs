@@ -1,0 +1,40 @@
+//! certdrift finds servers that still serve an older certificate than the one on disk.
+//!
+//! ACME clients renew certificates on disk, but the process that serves them keeps what it
+//! loaded until it is reloaded. certdrift reads each site's certificate file, handshakes with
+//! every address of its host, and compares the two leaves by fingerprint.
+//!
+//! The pipeline, one module per step:
+//!
+//! ```text
+//!  config ──► disk (pem, cert) ──┐
+//!         └─► probe (verify) ────┴─► verdict ─► inspect ─► report (check)
+//!                                                      └─► state ─► metrics (serve)
+//! ```
+//!
+//! - [`config`]: the TOML file or the command line's ad-hoc site, validated.
+//! - [`disk`]: the certificate file, read tolerantly ([`pem`]) and summarized ([`cert`]).
+//! - [`probe`]: resolve, connect, handshake with SNI, take the presented chain whatever its
+//!   validity; verify it against the trust store separately.
+//! - [`verdict`]: the comparison, with "now" as an input.
+//! - [`inspect`]: one site end to end, for both `check` and `serve`.
+//! - [`report`], [`check`]: the one-shot run. [`state`], [`metrics`], [`serve`]: the daemon.
+//! - [`demo`]: a throw-away CA, a certbot layout and a local TLS server, for the demo and the
+//!   tests.
+//!
+//! certdrift does not check revocation, stapled OCSP or Certificate Transparency.
+
+pub mod cert;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod disk;
+pub mod inspect;
+pub mod metrics;
+pub mod pem;
+pub mod probe;
+pub mod report;
+pub mod serve;
+pub mod state;
+pub mod verdict;

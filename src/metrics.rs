@@ -1,0 +1,322 @@
+//! Every metric `serve` exports, defined in one place.
+//!
+//! The per-site metrics are not kept in prometheus counters and gauges that the scheduler
+//! updates: they are derived from the [`Store`] at scrape time by [`StoreCollector`]. A site's
+//! series therefore appear and disappear with its state, and an old serial's `_info` series
+//! cannot linger after a reload. Timestamps are gauges of Unix seconds, as Prometheus
+//! conventions ask; names carry their unit.
+
+use std::sync::Arc;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::cert::CertSummary;
+use crate::state::Store;
+use crate::verdict::Verdict;
+
+/// The metrics endpoint's registry: the store's series plus `certdrift_build_info`.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// Registers every metric over `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        let registry = Registry::new();
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "certdrift_build_info",
+                "A constant 1, labelled with the running version.",
+            ),
+            &["version"],
+        )
+        .expect("a valid metric definition");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry
+            .register(Box::new(build_info))
+            .expect("registered once");
+        registry
+            .register(Box::new(StoreCollector::new(store)))
+            .expect("registered once");
+        Self { registry }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // The text encoder only fails on a writer error, and a Vec never fails.
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding into a Vec succeeds");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+/// Derives the per-site series from the store at each scrape.
+struct StoreCollector {
+    store: Arc<Store>,
+    descs: Vec<Desc>,
+}
+
+/// Name, help and labels of every series the store yields.
+const FAMILIES: &[(&str, &str, &[&str])] = &[
+    (
+        VERDICT,
+        "1 for the site's current verdict on the address, 0 for every other verdict.",
+        &["site", "address", "verdict"],
+    ),
+    (
+        SERVED_NOT_AFTER,
+        "Unix time when the certificate served on the address expires.",
+        &["site", "address"],
+    ),
+    (
+        SERVED_NOT_BEFORE,
+        "Unix time when the certificate served on the address became valid.",
+        &["site", "address"],
+    ),
+    (
+        DISK_NOT_AFTER,
+        "Unix time when the certificate in the site's file expires.",
+        &["site", "file"],
+    ),
+    (
+        DISK_NOT_BEFORE,
+        "Unix time when the certificate in the site's file became valid.",
+        &["site", "file"],
+    ),
+    (
+        SERVED_INFO,
+        "A constant 1, labelled with the served certificate's identity.",
+        &[
+            "site",
+            "address",
+            "serial",
+            "fingerprint_sha256",
+            "subject",
+            "issuer",
+        ],
+    ),
+    (
+        DISK_INFO,
+        "A constant 1, labelled with the identity of the certificate in the site's file.",
+        &[
+            "site",
+            "file",
+            "serial",
+            "fingerprint_sha256",
+            "subject",
+            "issuer",
+        ],
+    ),
+    (
+        DRIFT_SINCE,
+        "Unix time when the current drift verdict was first seen on the address; absent when not drifting.",
+        &["site", "address"],
+    ),
+    (
+        PROBE_SUCCESS,
+        "1 if the last probe of the address completed a TLS handshake, else 0.",
+        &["site", "address"],
+    ),
+    (
+        PROBE_DURATION,
+        "How long the last probe of the address took, in seconds.",
+        &["site", "address"],
+    ),
+    (
+        LAST_PROBE,
+        "Unix time when the address was last probed.",
+        &["site", "address"],
+    ),
+    (
+        SERVED_VERIFIED,
+        "1 if the served chain verifies against the trust store for the SNI name, else 0.",
+        &["site", "address"],
+    ),
+    (
+        DISK_READ_SUCCESS,
+        "1 if the site's certificate file was read and parsed, else 0.",
+        &["site", "file"],
+    ),
+];
+
+const VERDICT: &str = "certdrift_verdict";
+const SERVED_NOT_AFTER: &str = "certdrift_served_cert_not_after_seconds";
+const SERVED_NOT_BEFORE: &str = "certdrift_served_cert_not_before_seconds";
+const DISK_NOT_AFTER: &str = "certdrift_disk_cert_not_after_seconds";
+const DISK_NOT_BEFORE: &str = "certdrift_disk_cert_not_before_seconds";
+const SERVED_INFO: &str = "certdrift_served_cert_info";
+const DISK_INFO: &str = "certdrift_disk_cert_info";
+const DRIFT_SINCE: &str = "certdrift_drift_since_seconds";
+const PROBE_SUCCESS: &str = "certdrift_probe_success";
+const PROBE_DURATION: &str = "certdrift_probe_duration_seconds";
+const LAST_PROBE: &str = "certdrift_last_probe_timestamp_seconds";
+const SERVED_VERIFIED: &str = "certdrift_served_cert_verified";
+const DISK_READ_SUCCESS: &str = "certdrift_disk_read_success";
+
+impl StoreCollector {
+    fn new(store: Arc<Store>) -> Self {
+        let descs = FAMILIES
+            .iter()
+            .map(|(name, help, labels)| {
+                let labels = labels.iter().map(|label| (*label).to_owned()).collect();
+                Desc::new(
+                    (*name).to_owned(),
+                    (*help).to_owned(),
+                    labels,
+                    Default::default(),
+                )
+                .expect("a valid metric definition")
+            })
+            .collect();
+        Self { store, descs }
+    }
+}
+
+impl Collector for StoreCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut families: Vec<MetricFamily> = FAMILIES
+            .iter()
+            .map(|(name, help, _)| {
+                let mut family = MetricFamily::default();
+                family.set_name((*name).to_owned());
+                family.set_help((*help).to_owned());
+                family.set_field_type(MetricType::GAUGE);
+                family
+            })
+            .collect();
+        let mut add = |name: &str, labels: &[(&str, &str)], value: f64| {
+            let index = FAMILIES
+                .iter()
+                .position(|(family, _, _)| *family == name)
+                .expect("every series belongs to a declared family");
+            families[index].mut_metric().push(sample(labels, value));
+        };
+
+        self.store.read(|sites| {
+            for entry in sites {
+                let Some(report) = &entry.report else {
+                    continue;
+                };
+                let site = entry.name.as_str();
+
+                match &report.disk {
+                    Ok(disk) => {
+                        let file = disk.path.to_string_lossy();
+                        add(DISK_READ_SUCCESS, &[("site", site), ("file", &file)], 1.0);
+                        add_cert(
+                            &mut add,
+                            DISK_NOT_AFTER,
+                            DISK_NOT_BEFORE,
+                            DISK_INFO,
+                            ("file", &file),
+                            site,
+                            &disk.leaf,
+                        );
+                    }
+                    Err(err) => {
+                        let file = err.path().to_string_lossy();
+                        add(DISK_READ_SUCCESS, &[("site", site), ("file", &file)], 0.0);
+                    }
+                }
+
+                for row in &report.addresses {
+                    let address = row.address.as_str();
+                    let at = [("site", site), ("address", address)];
+                    for verdict in Verdict::ALL {
+                        let value = if verdict == row.verdict { 1.0 } else { 0.0 };
+                        add(
+                            VERDICT,
+                            &[
+                                ("site", site),
+                                ("address", address),
+                                ("verdict", verdict.as_str()),
+                            ],
+                            value,
+                        );
+                    }
+                    let served = row.served.as_ref();
+                    add(PROBE_SUCCESS, &at, if served.is_some() { 1.0 } else { 0.0 });
+                    add(PROBE_DURATION, &at, row.duration_seconds);
+                    add(LAST_PROBE, &at, row.checked_at.unix_timestamp() as f64);
+                    if let Some(served) = served {
+                        let verified = if served.verification.is_trusted() {
+                            1.0
+                        } else {
+                            0.0
+                        };
+                        add(SERVED_VERIFIED, &at, verified);
+                        add_cert(
+                            &mut add,
+                            SERVED_NOT_AFTER,
+                            SERVED_NOT_BEFORE,
+                            SERVED_INFO,
+                            ("address", address),
+                            site,
+                            &served.leaf,
+                        );
+                    }
+                    if let Some((_, since)) = entry.drift_since.get(address) {
+                        add(DRIFT_SINCE, &at, since.unix_timestamp() as f64);
+                    }
+                }
+            }
+        });
+        families.retain(|family| !family.get_metric().is_empty());
+        families
+    }
+}
+
+fn add_cert(
+    add: &mut impl FnMut(&str, &[(&str, &str)], f64),
+    not_after: &str,
+    not_before: &str,
+    info: &str,
+    place: (&str, &str),
+    site: &str,
+    cert: &CertSummary,
+) {
+    let at = [("site", site), place];
+    add(not_after, &at, cert.not_after.unix_timestamp() as f64);
+    add(not_before, &at, cert.not_before.unix_timestamp() as f64);
+    let fingerprint = cert.fingerprint_sha256.to_string();
+    add(
+        info,
+        &[
+            ("site", site),
+            place,
+            ("serial", &cert.serial),
+            ("fingerprint_sha256", &fingerprint),
+            ("subject", &cert.subject),
+            ("issuer", &cert.issuer),
+        ],
+        1.0,
+    );
+}
+
+fn sample(labels: &[(&str, &str)], value: f64) -> Metric {
+    let pairs = labels
+        .iter()
+        .map(|(name, value)| {
+            let mut pair = LabelPair::default();
+            pair.set_name((*name).to_owned());
+            pair.set_value((*value).to_owned());
+            pair
+        })
+        .collect();
+    let mut gauge = Gauge::default();
+    gauge.set_value(value);
+    let mut metric = Metric::from_label(pairs);
+    metric.set_gauge(gauge);
+    metric
+}

@@ -1,0 +1,231 @@
+//! Two verifiers with two jobs.
+//!
+//! [`AcceptAnyChain`] is what the handshake uses: certdrift must see the certificate a server
+//! presents whatever its state (expired, self-signed, for another name), because "the server
+//! still serves last month's expired certificate" is exactly what it exists to report. It still
+//! checks the handshake signature against the presented leaf, so the chain certdrift records is
+//! one the server holds the key for, not bytes anyone on the path could replay.
+//!
+//! [`ChainVerifier`] then checks the presented chain against a trust store, separately, and its
+//! outcome is reported beside the result, never instead of it.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use serde::Serialize;
+
+/// Accepts any certificate chain but checks the handshake signature.
+#[derive(Debug)]
+pub(crate) struct AcceptAnyChain {
+    provider: Arc<CryptoProvider>,
+    schemes: Vec<SignatureScheme>,
+}
+
+impl AcceptAnyChain {
+    /// Offers every signature scheme the provider verifies.
+    pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
+        let schemes = provider
+            .signature_verification_algorithms
+            .supported_schemes();
+        Self { provider, schemes }
+    }
+}
+
+impl ServerCertVerifier for AcceptAnyChain {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes.clone()
+    }
+}
+
+/// Whether a served chain leads to a trusted root and is valid for the name, as a browser
+/// would decide (without revocation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Verification {
+    /// The chain verifies for the name at the time of the probe.
+    Trusted,
+    /// It does not; `reason` says why.
+    Untrusted {
+        /// Why, in a few words: `expired`, `unknown issuer`, `not valid for name ...`.
+        reason: String,
+    },
+}
+
+impl Verification {
+    /// Whether the chain verified.
+    pub fn is_trusted(&self) -> bool {
+        matches!(self, Self::Trusted)
+    }
+}
+
+impl fmt::Display for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Trusted => f.write_str("trusted"),
+            Self::Untrusted { reason } => write!(f, "untrusted: {reason}"),
+        }
+    }
+}
+
+/// Verifies chains against one set of trust anchors.
+#[derive(Clone)]
+pub struct ChainVerifier {
+    inner: Result<Arc<WebPkiServerVerifier>, String>,
+}
+
+impl ChainVerifier {
+    /// Trusts the system's store (the files `rustls-native-certs` finds, such as
+    /// `/etc/ssl/certs/ca-certificates.crt`).
+    ///
+    /// A store that cannot be read or is empty is not an error here: every chain then
+    /// verifies as untrusted with the reason, and probes go on.
+    pub fn system(provider: Arc<CryptoProvider>) -> Self {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let detail = match found.errors.first() {
+                Some(err) => format!("no trusted roots in the system store ({err})"),
+                None => "no trusted roots in the system store".to_owned(),
+            };
+            return Self { inner: Err(detail) };
+        }
+        Self::from_roots(roots, provider)
+    }
+
+    /// Trusts only the certificates in the PEM file `path`.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the file when it cannot be read or holds no certificate.
+    pub fn from_ca_file(path: &Path, provider: Arc<CryptoProvider>) -> Result<Self, String> {
+        let text = std::fs::read(path)
+            .map_err(|err| format!("{}: cannot read the CA file: {err}", path.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&text)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| format!("{}: bad PEM in the CA file: {err}", path.display()))?;
+        let mut roots = RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(format!(
+                "{}: the CA file holds no usable certificate",
+                path.display()
+            ));
+        }
+        Ok(Self::from_roots(roots, provider))
+    }
+
+    fn from_roots(roots: RootCertStore, provider: Arc<CryptoProvider>) -> Self {
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|err| format!("cannot build a verifier: {err}"));
+        Self { inner }
+    }
+
+    /// Verifies `chain` (leaf first) for `name` at `now`.
+    pub fn verify(
+        &self,
+        chain: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Verification {
+        let verifier = match &self.inner {
+            Ok(verifier) => verifier,
+            Err(reason) => {
+                return Verification::Untrusted {
+                    reason: reason.clone(),
+                };
+            }
+        };
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Verification::Untrusted {
+                reason: "no certificate".to_owned(),
+            };
+        };
+        match verifier.verify_server_cert(leaf, intermediates, name, &[], now) {
+            Ok(_) => Verification::Trusted,
+            Err(err) => Verification::Untrusted {
+                reason: describe_verify_error(&err),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for ChainVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainVerifier")
+            .field("usable", &self.inner.is_ok())
+            .finish()
+    }
+}
+
+/// Turns a webpki verdict into a short reason a person can act on.
+fn describe_verify_error(err: &Error) -> String {
+    let Error::InvalidCertificate(cert_err) = err else {
+        return err.to_string();
+    };
+    match cert_err {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".to_owned(),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "not yet valid".to_owned()
+        }
+        CertificateError::UnknownIssuer => {
+            "unknown issuer (self-signed, a private CA, or an incomplete chain)".to_owned()
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "not valid for the name".to_owned()
+        }
+        CertificateError::BadSignature => "bad signature in the chain".to_owned(),
+        CertificateError::Revoked => "revoked".to_owned(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "not issued for TLS server authentication".to_owned()
+        }
+        other => format!("{other:?}"),
+    }
+}

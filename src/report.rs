@@ -1,0 +1,173 @@
+//! `check`'s report: a table for people, JSON for programs.
+//!
+//! The table puts one row per site and address with the verdict, both serials and expiries
+//! and a short action; the details below it give the full reason and advice for every row
+//! that is not in sync. JSON carries the same records in full (see [`AddressReport`]).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::cert::CertSummary;
+use crate::inspect::{AddressReport, SiteReport};
+use crate::verdict::Verdict;
+
+/// The version of the JSON document's shape; bumped when a field changes meaning or goes.
+pub const JSON_VERSION: u32 = 1;
+
+/// Renders the human table, with details for every row that needs attention.
+pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
+    let rows: Vec<&AddressReport> = sites.iter().flat_map(|site| &site.addresses).collect();
+    let mut table = vec![[
+        "SITE".to_owned(),
+        "ADDRESS".to_owned(),
+        "VERDICT".to_owned(),
+        "SERVED".to_owned(),
+        "DISK".to_owned(),
+        "ACTION".to_owned(),
+    ]];
+    for row in &rows {
+        table.push([
+            row.site.clone(),
+            row.address.clone(),
+            row.verdict.to_string(),
+            row.served
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |served| cert_cell(&served.leaf, now)),
+            row.disk
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |disk| cert_cell(&disk.leaf, now)),
+            action(row.verdict).to_owned(),
+        ]);
+    }
+
+    let mut out = String::new();
+    let widths: Vec<usize> = (0..6)
+        .map(|col| {
+            table
+                .iter()
+                .map(|row| row[col].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &table {
+        let mut line = String::new();
+        for (col, cell) in row.iter().enumerate() {
+            if col + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[col]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+
+    let details: Vec<&&AddressReport> = rows.iter().filter(|row| needs_detail(row)).collect();
+    if !details.is_empty() {
+        out.push('\n');
+    }
+    for row in details {
+        let _ = writeln!(
+            out,
+            "{} {}: {}: {}",
+            row.site, row.address, row.verdict, row.reason
+        );
+        if row.verdict != Verdict::InSync {
+            let _ = writeln!(out, "  what to do: {}", row.advice);
+        }
+        if let Some(served) = &row.served
+            && !served.verification.is_trusted()
+        {
+            let _ = writeln!(out, "  served chain: {}", served.verification);
+        }
+        for note in row.disk.iter().flat_map(|disk| &disk.notes) {
+            let _ = writeln!(out, "  disk note: {note}");
+        }
+    }
+
+    out.push('\n');
+    out.push_str(&summary_line(sites, rows.len()));
+    out.push('\n');
+    out
+}
+
+/// Renders the JSON document: `{"version", "checked_at", "results": [...]}`, one result per
+/// site and address.
+pub fn render_json(sites: &[SiteReport], now: OffsetDateTime) -> String {
+    #[derive(Serialize)]
+    struct Document<'a> {
+        version: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        checked_at: OffsetDateTime,
+        results: Vec<&'a AddressReport>,
+    }
+    let document = Document {
+        version: JSON_VERSION,
+        checked_at: now,
+        results: sites.iter().flat_map(|site| &site.addresses).collect(),
+    };
+    // Every field is a plain string, number, bool, list or map: serialization cannot fail.
+    let mut json = serde_json::to_string_pretty(&document).expect("reports serialize");
+    json.push('\n');
+    json
+}
+
+/// A short action for the table's last column.
+pub fn action(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::InSync => "-",
+        Verdict::ReloadNeeded => "reload the server",
+        Verdict::DiskOlder => "do not reload; see below",
+        Verdict::Unrelated => "check host, port and SNI",
+        Verdict::ProbeFailed => "check the server is reachable",
+        Verdict::DiskError => "fix the file or path",
+    }
+}
+
+/// "Sites: 2, addresses: 3 (in_sync 2, reload_needed 1)".
+fn summary_line(sites: &[SiteReport], addresses: usize) -> String {
+    let mut counts: BTreeMap<Verdict, usize> = BTreeMap::new();
+    for row in sites.iter().flat_map(|site| &site.addresses) {
+        *counts.entry(row.verdict).or_default() += 1;
+    }
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(verdict, n)| format!("{verdict} {n}"))
+        .collect();
+    format!(
+        "sites: {}, addresses: {addresses} ({})",
+        sites.len(),
+        counts.join(", ")
+    )
+}
+
+fn needs_detail(row: &AddressReport) -> bool {
+    row.verdict != Verdict::InSync
+        || row
+            .served
+            .as_ref()
+            .is_some_and(|served| !served.verification.is_trusted())
+        || row.disk.as_ref().is_some_and(|disk| !disk.notes.is_empty())
+}
+
+/// "8f01a2b3c4d5… 2026-12-24 (21d)": a serial cut to fit and the expiry with days left.
+fn cert_cell(cert: &CertSummary, now: OffsetDateTime) -> String {
+    let serial = if cert.serial.len() > SERIAL_WIDTH {
+        format!("{}…", &cert.serial[..SERIAL_WIDTH])
+    } else {
+        cert.serial.clone()
+    };
+    let left = cert.not_after - now;
+    let left = if left.is_negative() {
+        "expired".to_owned()
+    } else {
+        format!("{}d", left.whole_days())
+    };
+    format!("{serial} {} ({left})", cert.not_after.date())
+}
+
+const SERIAL_WIDTH: usize = 12;

@@ -1,0 +1,267 @@
+//! `certdrift serve`: the daemon. A scheduler probes every site once per interval, spread
+//! evenly over it, and an HTTP server exports what the probes found.
+//!
+//! Each site has its own task and its own slot in the interval, so a slow or dead site delays
+//! nobody: probes wait only for a concurrency permit, and the HTTP side never waits for
+//! probes. SIGINT and SIGTERM stop both halves cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, Site};
+use crate::inspect::{self, SiteReport};
+use crate::metrics::Metrics;
+use crate::probe::Prober;
+use crate::report;
+use crate::state::Store;
+
+/// Options of `serve` that are not in the config file.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Overrides the config's `listen`.
+    pub listen: Option<SocketAddr>,
+    /// Where the metrics are served, `/metrics` by default.
+    pub telemetry_path: String,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            telemetry_path: "/metrics".to_owned(),
+        }
+    }
+}
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    store: Arc<Store>,
+    metrics: Metrics,
+    recheck: Arc<Notify>,
+}
+
+impl AppState {
+    /// State over `store`, with `recheck` woken by `POST /-/recheck`.
+    pub fn new(store: Arc<Store>, recheck: Arc<Notify>) -> Self {
+        Self {
+            metrics: Metrics::new(store.clone()),
+            store,
+            recheck,
+        }
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+///
+/// # Errors
+///
+/// When the listen address cannot be bound or a CA file cannot be read; probe failures are
+/// verdicts, never errors.
+pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
+    let prober = Arc::new(Prober::new(config.ca_files()).map_err(anyhow::Error::msg)?);
+    let store = Arc::new(Store::new(
+        config.sites.iter().map(|site| site.name.as_str()),
+    ));
+    let recheck = Arc::new(Notify::new());
+    let listen = options.listen.unwrap_or(config.listen);
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen}; pick another address with --listen or `listen`")
+        })?;
+    info!(
+        listen = %listener.local_addr().unwrap_or(listen),
+        sites = config.sites.len(),
+        interval = %humantime::format_duration(config.interval),
+        "certdrift serving"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let scheduler = tokio::spawn(schedule(
+        Arc::new(config),
+        prober,
+        store.clone(),
+        recheck.clone(),
+        stop_rx,
+    ));
+    let app = router(AppState::new(store, recheck), &options.telemetry_path);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+
+    let _ = stop_tx.send(true);
+    let _ = scheduler.await;
+    info!("certdrift stopped");
+    Ok(())
+}
+
+/// The HTTP routes: metrics at `telemetry_path`, `/healthz`, the status at `/` and
+/// `/api/v1/status`, and `POST /-/recheck`.
+pub fn router(state: AppState, telemetry_path: &str) -> Router {
+    Router::new()
+        .route(telemetry_path, get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(status_text))
+        .route("/api/v1/status", get(status_json))
+        .route("/-/recheck", post(recheck_handler))
+        .with_state(state)
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn status_text(State(state): State<AppState>) -> Response {
+    let reports = current_reports(&state.store);
+    let body = if reports.is_empty() {
+        "no site probed yet\n".to_owned()
+    } else {
+        report::render_table(&reports, OffsetDateTime::now_utc())
+    };
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+async fn status_json(State(state): State<AppState>) -> Response {
+    let reports = current_reports(&state.store);
+    let body = report::render_json(&reports, OffsetDateTime::now_utc());
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn recheck_handler(State(state): State<AppState>) -> impl IntoResponse {
+    state.recheck.notify_waiters();
+    (StatusCode::ACCEPTED, "re-checking every site now\n")
+}
+
+fn current_reports(store: &Store) -> Vec<SiteReport> {
+    store.read(|sites| {
+        sites
+            .iter()
+            .filter_map(|site| site.report.clone())
+            .collect()
+    })
+}
+
+/// Probes every site once per `interval`, site `i` of `n` first at `i * interval / n`.
+async fn schedule(
+    config: Arc<Config>,
+    prober: Arc<Prober>,
+    store: Arc<Store>,
+    recheck: Arc<Notify>,
+    stop: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let count = config.sites.len().max(1) as u32;
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..config.sites.len())
+        .map(|index| {
+            let first = start + config.interval / count * index as u32;
+            tokio::spawn(site_loop(
+                index,
+                first,
+                config.clone(),
+                prober.clone(),
+                store.clone(),
+                permits.clone(),
+                recheck.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // Each is a distinct shared handle; a struct would only rename them.
+async fn site_loop(
+    index: usize,
+    first: Instant,
+    config: Arc<Config>,
+    prober: Arc<Prober>,
+    store: Arc<Store>,
+    permits: Arc<Semaphore>,
+    recheck: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let site: &Site = &config.sites[index];
+    let mut next = first;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = recheck.notified() => debug!(site = %site.name, "re-check requested"),
+            _ = stop.changed() => return,
+        }
+
+        let report = tokio::select! {
+            report = inspect::inspect_site(&prober, site, config.timeout, &permits) => report,
+            _ = stop.changed() => return,
+        };
+        log_report(&report);
+        for change in store.record(index, report, OffsetDateTime::now_utc()) {
+            let before = change.before.map_or("none", |verdict| verdict.as_str());
+            info!(site = %site.name, address = %change.address, before, after = %change.after, "verdict changed");
+        }
+
+        // Missed slots are skipped, not made up: a burst of catch-up probes would only
+        // repeat what the one just finished learned.
+        next += config.interval;
+        let now = Instant::now();
+        if next <= now {
+            next = now + config.interval;
+        }
+    }
+}
+
+fn log_report(report: &SiteReport) {
+    for row in &report.addresses {
+        if let Some(error) = &row.error {
+            debug!(site = %row.site, address = %row.address, kind = error.kind, error = %error.message, "probe result");
+        } else {
+            debug!(site = %row.site, address = %row.address, verdict = %row.verdict, "probe result");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                warn!(error = %err, "cannot listen for SIGTERM; stop with SIGINT");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    info!("stopping");
+}

@@ -1,0 +1,68 @@
+//! The command line a new user meets first: the demo and the help text.
+
+use crate::util::certdrift;
+
+#[tokio::test]
+async fn demo_walks_through_the_four_states_with_nothing_configured() {
+    let run = certdrift(&["demo"]).await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let verdict_rows: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.trim_start().starts_with("demo.certdrift.test  "))
+        .collect();
+    let verdicts: Vec<&str> = verdict_rows
+        .iter()
+        .map(|row| row.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["in_sync", "reload_needed", "in_sync", "disk_older"],
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("(check exits with status 1)"));
+    assert!(
+        run.stdout.lines().any(|line| line
+            .trim_start()
+            .starts_with("certdrift_verdict{site=\"demo.certdrift.test\"")
+            && line.contains("verdict=\"reload_needed\"} 1")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("\"verdict\": \"reload_needed\""),
+        "{}",
+        run.stdout
+    );
+    // The temporary directory is gone afterwards.
+    let dir = run
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("Working in "))
+        .unwrap();
+    let dir = dir.split(' ').next().unwrap();
+    assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");
+}
+
+#[tokio::test]
+async fn check_help_states_the_exit_codes() {
+    let run = certdrift(&["check", "--help"]).await;
+    assert_eq!(run.status, 0);
+    assert!(
+        run.stdout
+            .contains("0 in sync, 1 drift found, 2 could not check or bad config"),
+        "{}",
+        run.stdout
+    );
+    let top = certdrift(&["--help"]).await;
+    for command in ["check", "serve", "demo"] {
+        assert!(
+            top.stdout
+                .lines()
+                .any(|line| line.trim_start().starts_with(command)),
+            "{}",
+            top.stdout
+        );
+    }
+}

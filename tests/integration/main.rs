@@ -1,0 +1,26 @@
+//! certdrift's integration tests, one binary (see `autotests = false` in Cargo.toml).
+//!
+//! Index:
+//! - `util`: temp dirs, free ports, child processes, running the `certdrift` binary, HTTP.
+//! - `servers`: real servers from Debian packages (nginx, pebble, certbot) run on loopback.
+//! - `cli`: the demo and the help text a new user meets first.
+//! - `verdicts`: every verdict against an in-process TLS server, through `certdrift check`.
+//! - `disk_errors`: every disk error, through the library and the binary.
+//! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
+//! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
+//! - `acme`: a real certbot renewal against pebble, served by nginx.
+//! - `messages`: every user-facing error message, printed for review.
+//!
+//! Tests that need a real component fail when it is missing (`.ci/test` installs them);
+//! they never skip. Every network peer is on loopback.
+
+mod util;
+
+mod acme;
+mod cli;
+mod disk_errors;
+mod messages;
+mod nginx;
+mod serve;
+mod servers;
+mod verdicts;

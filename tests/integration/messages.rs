@@ -1,0 +1,233 @@
+//! Every user-facing error message, printed so reviewers read them as users will
+//! (`cargo test messages -- --nocapture`), and checked to name what they are about.
+
+// Printing is this module's purpose.
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use certdrift::disk::DiskError;
+use certdrift::pem::PemError;
+use certdrift::probe::{Phase, ProbeError};
+
+use crate::util::certdrift;
+
+/// Runs `certdrift ARGS`, expects exit status 2 and a one-line message on stderr.
+async fn cli_error(args: &[&str]) -> String {
+    let run = certdrift(args).await;
+    assert_eq!(run.status, 2, "{args:?}: {run:?}");
+    run.stderr.trim_end().to_owned()
+}
+
+#[tokio::test]
+async fn config_and_command_line_errors_name_the_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let site =
+        "[[site]]\nname = \"blog\"\nhost = \"blog.example.org\"\ncert = \"/etc/ssl/blog.pem\"\n";
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "unknown key",
+            site.replace("host =", "hots ="),
+            "certdrift.toml:3: unknown field `hots`",
+        ),
+        (
+            "duplicate name",
+            format!("{site}{site}"),
+            "certdrift.toml:6: `name`: site `blog` is already defined at line 2",
+        ),
+        (
+            "bad duration",
+            format!("interval = \"soon\"\n{site}"),
+            "certdrift.toml:1: `interval`: `soon` is not a duration",
+        ),
+        (
+            "missing cert",
+            "[[site]]\nname = \"a\"\nhost = \"a.example\"\n".into(),
+            "certdrift.toml:1: missing field `cert`",
+        ),
+        (
+            "wrong type",
+            site.replace("cert =", "port = \"https\"\ncert ="),
+            "certdrift.toml:4: `port`: invalid type",
+        ),
+        (
+            "port zero",
+            site.replace("cert =", "port = 0\ncert ="),
+            "certdrift.toml:4: `port`: 0 is not a port",
+        ),
+        (
+            "bad host",
+            site.replace("blog.example.org", "blog example"),
+            "certdrift.toml:3: `host`: `blog example` is not a valid DNS name",
+        ),
+        (
+            "ip sni",
+            site.replace("cert =", "sni = \"192.0.2.1\"\ncert ="),
+            "certdrift.toml:4: `sni`: `192.0.2.1` is an IP address",
+        ),
+        (
+            "bad listen",
+            format!("listen = \"localhost\"\n{site}"),
+            "certdrift.toml:1: `listen`: `localhost` is not an address and port",
+        ),
+        (
+            "no sites",
+            "timeout = \"5s\"\n".into(),
+            "certdrift.toml: no [[site]] table",
+        ),
+        (
+            "toml syntax",
+            "[[site]\nname = 1\n".into(),
+            "certdrift.toml:1:",
+        ),
+        (
+            "missing ca file",
+            site.replace("cert =", "ca_file = \"/nonexistent/ca.pem\"\ncert ="),
+            "/nonexistent/ca.pem: cannot read the CA file",
+        ),
+    ];
+    for (case, text, expected) in cases {
+        let path = dir.path().join("certdrift.toml");
+        std::fs::write(&path, text).unwrap();
+        let message = cli_error(&["check", "--config", path.to_str().unwrap()]).await;
+        println!("config, {case}:\n  {message}");
+        let expected = expected.replace("certdrift.toml", &path.display().to_string());
+        assert!(message.starts_with("certdrift: "), "{case}: {message}");
+        assert!(
+            message.contains(&expected),
+            "{case}: expected `{expected}` in `{message}`"
+        );
+    }
+
+    let missing = cli_error(&["check", "--config", "/nonexistent/certdrift.toml"]).await;
+    println!("config, unreadable:\n  {missing}");
+    assert!(
+        missing.contains("/nonexistent/certdrift.toml: cannot read the config file"),
+        "{missing}"
+    );
+
+    let nothing = cli_error(&["check"]).await;
+    println!("command line, nothing to check:\n  {nothing}");
+    assert!(
+        nothing.contains("nothing to check: pass --config FILE"),
+        "{nothing}"
+    );
+
+    let bad_port = cli_error(&[
+        "check",
+        "--host",
+        "a.example",
+        "--port",
+        "0",
+        "--cert",
+        "x.pem",
+    ])
+    .await;
+    println!("command line, port 0:\n  {bad_port}");
+    assert!(
+        bad_port.contains("command line: --port: 0 is not a port"),
+        "{bad_port}"
+    );
+
+    // clap's own errors also exit 2, with usage.
+    let run = certdrift(&["check", "--host", "a.example"]).await;
+    println!(
+        "command line, --host without --cert:\n  {}",
+        run.stderr.lines().next().unwrap_or("")
+    );
+    assert_eq!(run.status, 2);
+    assert!(run.stderr.contains("--cert"), "{}", run.stderr);
+}
+
+#[test]
+fn disk_and_probe_errors_read_well() {
+    let path = PathBuf::from("/etc/letsencrypt/live/blog.example.org/fullchain.pem");
+    let disk = [
+        DiskError::NotFound { path: path.clone() },
+        DiskError::DanglingSymlink {
+            path: path.clone(),
+            target: "../../archive/blog.example.org/fullchain3.pem".into(),
+        },
+        DiskError::PermissionDenied { path: path.clone() },
+        DiskError::IsDirectory { path: path.clone() },
+        DiskError::Empty { path: path.clone() },
+        DiskError::TooLarge {
+            path: path.clone(),
+            size: 5_000_000,
+            limit: 1_048_576,
+        },
+        DiskError::NoCertificate {
+            path: path.clone(),
+            found: vec!["PRIVATE KEY".into()],
+        },
+        DiskError::NoCertificate {
+            path: path.clone(),
+            found: vec![],
+        },
+        DiskError::BadPem {
+            path: path.clone(),
+            source: PemError::Unterminated {
+                label: "CERTIFICATE".into(),
+                line: 31,
+            },
+        },
+        DiskError::BadPem {
+            path: path.clone(),
+            source: PemError::MismatchedEnd {
+                label: "CERTIFICATE".into(),
+                found: "PRIVATE KEY".into(),
+                line: 1,
+            },
+        },
+        DiskError::BadCertificate {
+            path: path.clone(),
+            line: 1,
+            detail: "not a valid X.509 certificate: Parsing Error".into(),
+        },
+        DiskError::Io {
+            path: path.clone(),
+            detail: "Input/output error (os error 5)".into(),
+        },
+    ];
+    for err in &disk {
+        let message = err.to_string();
+        println!("disk, {}:\n  {message}", err.kind());
+        assert!(
+            message.starts_with(&path.display().to_string()),
+            "{message}"
+        );
+        assert!(!message.ends_with('.'), "{message}");
+    }
+
+    let probe = [
+        ProbeError::Dns {
+            host: "blog.example.org".into(),
+            detail: "failed to lookup address information: Name or service not known".into(),
+        },
+        ProbeError::Timeout {
+            phase: Phase::Connect,
+            after: Duration::from_secs(10),
+        },
+        ProbeError::Timeout {
+            phase: Phase::Handshake,
+            after: Duration::from_millis(10_000),
+        },
+        ProbeError::Refused,
+        ProbeError::Connect("Network is unreachable (os error 101)".into()),
+        ProbeError::TlsAlert("handshake_failure".into()),
+        ProbeError::Tls("received corrupt message of type InvalidContentType".into()),
+        ProbeError::Closed,
+        ProbeError::NoCertificate,
+        ProbeError::BadCertificate {
+            index: 1,
+            detail: "not a valid X.509 certificate: Parsing Error".into(),
+        },
+    ];
+    for err in &probe {
+        let message = err.to_string();
+        println!("probe, {}:\n  {message}", err.kind());
+        assert!(message.chars().next().unwrap().is_lowercase(), "{message}");
+        assert!(!message.ends_with('.'), "{message}");
+    }
+}

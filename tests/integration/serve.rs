@@ -1,0 +1,271 @@
+//! `certdrift serve`: the endpoints as a scraper and a person see them.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::util::{ChildGuard, LocalSite, free_port, http_get, require, wait_for};
+
+/// Starts `serve` on a free port with `config` and waits for `/healthz`.
+pub async fn start_serve(config: &std::path::Path, log: &std::path::Path) -> (ChildGuard, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = ChildGuard::spawn(
+        std::path::Path::new(crate::util::certdrift_bin()),
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &listen,
+        ],
+        &[("CERTDRIFT_LOG", "info")],
+        log,
+    );
+    let base = format!("http://{listen}");
+    let health = format!("{base}/healthz");
+    wait_for("serve's /healthz", Duration::from_secs(20), || {
+        let health = health.clone();
+        async move {
+            match http_get(&health).await {
+                Ok((200, body)) if body == "ok\n" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    (child, base)
+}
+
+/// Scrapes `/metrics` until `line` appears, and returns the whole scrape.
+pub async fn scrape_until(base: &str, line: &str) -> String {
+    let url = format!("{base}/metrics");
+    wait_for(
+        &format!("`{line}` on /metrics"),
+        Duration::from_secs(30),
+        || {
+            let url = url.clone();
+            async move {
+                let (_, body) = http_get(&url).await?;
+                if body.lines().any(|l| l == line) {
+                    Ok(body)
+                } else {
+                    Err(body
+                        .lines()
+                        .filter(|l| l.starts_with("certdrift_verdict"))
+                        .collect::<Vec<_>>()
+                        .join("\n"))
+                }
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn serve_exports_each_site_and_address_and_stops_on_sigterm() {
+    let synced = LocalSite::start("synced.certdrift.test").await;
+    let mut drifted = LocalSite::start("drifted.certdrift.test").await;
+    drifted.renew();
+    let config = synced.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval = \"2s\"\ntimeout = \"2s\"\n\n{}{}",
+            synced.site_table("synced"),
+            drifted.site_table("drifted")
+        ),
+    )
+    .unwrap();
+    let log = synced.dir.path().join("serve.log");
+    let (mut child, base) = start_serve(&config, &log).await;
+
+    let drifted_at = drifted.address().to_string();
+    let synced_at = synced.address().to_string();
+    let want = format!(
+        "certdrift_verdict{{site=\"drifted\",address=\"{drifted_at}\",verdict=\"reload_needed\"}} 1"
+    );
+    let scrape = scrape_until(&base, &want).await;
+    let expect = [
+        format!(
+            "certdrift_verdict{{site=\"drifted\",address=\"{drifted_at}\",verdict=\"in_sync\"}} 0"
+        ),
+        format!(
+            "certdrift_verdict{{site=\"synced\",address=\"{synced_at}\",verdict=\"in_sync\"}} 1"
+        ),
+        format!(
+            "certdrift_verdict{{site=\"synced\",address=\"{synced_at}\",verdict=\"reload_needed\"}} 0"
+        ),
+        format!("certdrift_probe_success{{site=\"drifted\",address=\"{drifted_at}\"}} 1"),
+        format!("certdrift_served_cert_verified{{site=\"drifted\",address=\"{drifted_at}\"}} 1"),
+        format!(
+            "certdrift_served_cert_not_after_seconds{{site=\"drifted\",address=\"{drifted_at}\"}} {}",
+            drifted.generations[0].summary().not_after.unix_timestamp()
+        ),
+        format!(
+            "certdrift_disk_cert_not_after_seconds{{site=\"drifted\",file=\"{}\"}} {}",
+            drifted.fullchain().display(),
+            drifted.generations[1].summary().not_after.unix_timestamp()
+        ),
+        format!(
+            "certdrift_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ];
+    for line in &expect {
+        assert!(
+            scrape.lines().any(|l| l == line),
+            "missing `{line}` in\n{scrape}"
+        );
+    }
+    let served_info = scrape
+        .lines()
+        .find(|l| l.starts_with("certdrift_served_cert_info{site=\"drifted\""))
+        .expect("served info");
+    assert!(
+        served_info.contains(&format!("serial=\"{}\"", drifted.serial(1))),
+        "{served_info}"
+    );
+    let disk_info = scrape
+        .lines()
+        .find(|l| l.starts_with("certdrift_disk_cert_info{site=\"drifted\""))
+        .expect("disk info");
+    assert!(
+        disk_info.contains(&format!("serial=\"{}\"", drifted.serial(2))),
+        "{disk_info}"
+    );
+    assert!(scrape.contains(&format!(
+        "certdrift_drift_since_seconds{{site=\"drifted\",address=\"{drifted_at}\"}}"
+    )));
+    assert!(
+        !scrape.contains("certdrift_drift_since_seconds{site=\"synced\""),
+        "no drift, no series"
+    );
+
+    // The scrape is valid exposition format, as promtool judges it.
+    let promtool = require("promtool");
+    let mut check = tokio::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(scrape.as_bytes())
+        .await
+        .unwrap();
+    let output = check.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The status API carries the same verdicts.
+    let (status, body) = http_get(&format!("{base}/api/v1/status")).await.unwrap();
+    assert_eq!(status, 200);
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let verdicts: Vec<(String, String)> = document["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["site"].as_str().unwrap().to_owned(),
+                r["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("synced".into(), "in_sync".into()),
+            ("drifted".into(), "reload_needed".into())
+        ]
+    );
+
+    // A reload is seen at the next interval, and the drift series goes away.
+    drifted.serve_generation(2);
+    let want = format!(
+        "certdrift_verdict{{site=\"drifted\",address=\"{drifted_at}\",verdict=\"in_sync\"}} 1"
+    );
+    let scrape = scrape_until(&base, &want).await;
+    assert!(
+        !scrape.contains("certdrift_drift_since_seconds"),
+        "{scrape}"
+    );
+
+    child.signal("TERM");
+    let code = child.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        code,
+        Some(0),
+        "serve exits 0 on SIGTERM; log:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(log_text.contains("verdict changed"), "{log_text}");
+    assert!(log_text.contains("certdrift stopped"), "{log_text}");
+}
+
+#[tokio::test]
+async fn recheck_probes_at_once_instead_of_waiting_for_the_interval() {
+    let mut site = LocalSite::start("recheck.certdrift.test").await;
+    let config = site.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!("interval = \"1h\"\n\n{}", site.site_table("recheck")),
+    )
+    .unwrap();
+    let (_child, base) = start_serve(&config, &site.dir.path().join("serve.log")).await;
+    let at = site.address().to_string();
+    scrape_until(
+        &base,
+        &format!("certdrift_verdict{{site=\"recheck\",address=\"{at}\",verdict=\"in_sync\"}} 1"),
+    )
+    .await;
+
+    site.renew();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/-/recheck"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    scrape_until(
+        &base,
+        &format!(
+            "certdrift_verdict{{site=\"recheck\",address=\"{at}\",verdict=\"reload_needed\"}} 1"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn serve_refuses_an_address_in_use_with_a_clear_error() {
+    let site = LocalSite::start("busy.certdrift.test").await;
+    let config = site.dir.path().join("certdrift.toml");
+    std::fs::write(&config, site.site_table("busy")).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let run = crate::util::certdrift(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        &listen,
+    ])
+    .await;
+    assert_eq!(run.status, 2, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!("cannot listen on {listen}")),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,276 @@
+//! Real servers from Debian packages, run by hand on loopback from a temp dir, as child
+//! processes the test owns (see ../shared/TESTBED.md for the recipes).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use certdrift::demo::ca::{LeafSpec, TestCa};
+use tempfile::TempDir;
+
+use crate::util::{ChildGuard, Run, free_port, require, run_command, wait_for_port};
+
+/// nginx with one TLS server block, serving a certificate from files it reads at start and
+/// at each reload only.
+pub struct Nginx {
+    pub dir: TempDir,
+    child: ChildGuard,
+    conf: PathBuf,
+    pub port: u16,
+}
+
+impl Nginx {
+    /// Starts nginx listening on each of `listens` (`127.0.0.1`, `[::1]`) at a free port,
+    /// serving `cert` and `key` for `server_name`.
+    pub async fn start(listens: &[&str], server_name: &str, cert: &Path, key: &Path) -> Self {
+        let nginx = require("nginx");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let root = dir.path();
+        for temp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            std::fs::create_dir_all(root.join("tmp").join(temp)).unwrap();
+        }
+        let listen_lines: String = listens
+            .iter()
+            .map(|address| format!("        listen {address}:{port} ssl;\n"))
+            .collect();
+        let conf = root.join("nginx.conf");
+        let text = format!(
+            "worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/tmp/body;
+    proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    scgi_temp_path {root}/tmp/scgi;
+    server {{
+{listen_lines}        server_name {server_name};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {{ return 200 \"ok\\n\"; }}
+    }}
+}}
+",
+            root = root.display(),
+            cert = cert.display(),
+            key = key.display(),
+        );
+        std::fs::write(&conf, text).unwrap();
+
+        let prefix = format!("{}/", root.display());
+        let conf_arg = conf.display().to_string();
+        let error_log = root.join("error.log").display().to_string();
+        let test = run_command(
+            nginx.to_str().unwrap(),
+            &["-t", "-q", "-p", &prefix, "-c", &conf_arg, "-e", &error_log],
+        )
+        .await;
+        assert_eq!(test.status, 0, "nginx -t: {test:?}");
+        let child = ChildGuard::spawn(
+            &nginx,
+            &[
+                "-p",
+                &prefix,
+                "-c",
+                &conf_arg,
+                "-e",
+                &error_log,
+                "-g",
+                "daemon off;",
+            ],
+            &[],
+            &root.join("stdout.log"),
+        );
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_for_port(address, Duration::from_secs(20)).await;
+        Self {
+            dir,
+            child,
+            conf,
+            port,
+        }
+    }
+
+    /// `nginx -s reload`: the master re-reads the config and certificates and starts new
+    /// workers; old workers finish their connections.
+    pub async fn reload(&self) {
+        let nginx = require("nginx");
+        let prefix = format!("{}/", self.dir.path().display());
+        let error_log = self.dir.path().join("error.log").display().to_string();
+        let run = run_command(
+            nginx.to_str().unwrap(),
+            &[
+                "-p",
+                &prefix,
+                "-c",
+                self.conf.to_str().unwrap(),
+                "-e",
+                &error_log,
+                "-s",
+                "reload",
+            ],
+        )
+        .await;
+        assert_eq!(run.status, 0, "nginx -s reload: {run:?}");
+    }
+
+    /// The master's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+}
+
+/// Runs `check` (JSON) with `args` until its verdict on the first result is `verdict` three
+/// times in a row: right after a reload, old nginx workers may still answer once or twice
+/// with the old certificate.
+pub async fn check_until(args: &[String], verdict: &str) -> Run {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut streak = 0;
+    loop {
+        let run = crate::util::certdrift(&crate::util::strs(args)).await;
+        let seen = run.first_result()["verdict"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned();
+        streak = if seen == verdict { streak + 1 } else { 0 };
+        if streak >= 3 {
+            return run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for three `{verdict}` checks in a row; last: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// pebble, Let's Encrypt's test ACME server, with its own HTTPS certificate.
+pub struct Pebble {
+    _dir: TempDir,
+    _child: ChildGuard,
+    pub directory_url: String,
+    pub https_ca: PathBuf,
+    pub http_port: u16,
+    management: SocketAddr,
+}
+
+impl Pebble {
+    /// Starts pebble on free loopback ports. Validation always succeeds
+    /// (`PEBBLE_VA_ALWAYS_VALID`): the test is about renewal, not about challenges.
+    pub async fn start() -> Self {
+        let pebble = require("pebble");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("pebble HTTPS");
+        let https = ca.issue(&LeafSpec::new(["127.0.0.1", "localhost"]));
+        let cert = dir.path().join("https-cert.pem");
+        let key = dir.path().join("https-key.pem");
+        let https_ca = dir.path().join("https-ca.pem");
+        std::fs::write(&cert, https.fullchain_pem()).unwrap();
+        std::fs::write(&key, https.key_pem()).unwrap();
+        std::fs::write(&https_ca, ca.root_pem()).unwrap();
+
+        let (port, management_port, http_port, tls_port) =
+            (free_port(), free_port(), free_port(), free_port());
+        let config = dir.path().join("pebble.json");
+        let text = serde_json::json!({
+            "pebble": {
+                "listenAddress": format!("127.0.0.1:{port}"),
+                "managementListenAddress": format!("127.0.0.1:{management_port}"),
+                "certificate": cert,
+                "privateKey": key,
+                "httpPort": http_port,
+                "tlsPort": tls_port,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": false
+            }
+        });
+        std::fs::write(&config, text.to_string()).unwrap();
+        let unused_dns = format!("127.0.0.1:{}", free_port());
+        let child = ChildGuard::spawn(
+            &pebble,
+            &[
+                "-config",
+                config.to_str().unwrap(),
+                "-dnsserver",
+                &unused_dns,
+            ],
+            &[
+                ("PEBBLE_VA_ALWAYS_VALID", "1"),
+                ("PEBBLE_VA_NOSLEEP", "1"),
+                ("PEBBLE_WFE_NONCEREJECT", "0"),
+            ],
+            &dir.path().join("pebble.log"),
+        );
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        wait_for_port(address, Duration::from_secs(20)).await;
+        Self {
+            _dir: dir,
+            _child: child,
+            directory_url: format!("https://127.0.0.1:{port}/dir"),
+            https_ca,
+            http_port,
+            management: format!("127.0.0.1:{management_port}").parse().unwrap(),
+        }
+    }
+
+    /// The root that issues pebble's certificates; it changes at every pebble start.
+    pub async fn issuing_root_pem(&self) -> String {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&self.https_ca).unwrap()).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .no_proxy()
+            .build()
+            .unwrap();
+        let url = format!("https://{}/roots/0", self.management);
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("GET {url}: {err}"));
+        assert!(
+            response.status().is_success(),
+            "GET {url}: {}",
+            response.status()
+        );
+        response.text().await.unwrap()
+    }
+
+    /// Runs certbot with its state under `state`, trusting pebble's HTTPS certificate.
+    pub async fn certbot(&self, state: &Path, args: &[&str]) -> Run {
+        let certbot = require("certbot");
+        let config_dir = state.join("le").display().to_string();
+        let work_dir = state.join("work").display().to_string();
+        let logs_dir = state.join("logs").display().to_string();
+        let mut all = vec![
+            "--non-interactive",
+            "--config-dir",
+            &config_dir,
+            "--work-dir",
+            &work_dir,
+            "--logs-dir",
+            &logs_dir,
+        ];
+        all.extend_from_slice(args);
+        let ca_bundle = self.https_ca.display().to_string();
+        let child = tokio::process::Command::new(certbot)
+            .args(&all)
+            .env("REQUESTS_CA_BUNDLE", &ca_bundle)
+            .env_remove("CURL_CA_BUNDLE")
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(120), child)
+            .await
+            .expect("certbot finishes within two minutes")
+            .expect("certbot runs");
+        Run {
+            status: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}

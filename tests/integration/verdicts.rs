@@ -1,0 +1,355 @@
+//! Every verdict, end to end through `certdrift check`, against in-process TLS servers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use certdrift::demo::ca::LeafSpec;
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::util::{LocalSite, certdrift, run_command, strs};
+
+#[tokio::test]
+async fn served_certificate_equal_to_disk_is_in_sync_and_exits_0() {
+    let site = LocalSite::start("sync.certdrift.test").await;
+    let run = site.check().await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "in_sync");
+    assert_eq!(result["site"], "sync.certdrift.test");
+    assert_eq!(result["address"], site.address().to_string());
+    assert_eq!(result["sni"], "sync.certdrift.test");
+    assert_eq!(result["served"]["serial"], site.serial(1));
+    assert_eq!(result["disk"]["serial"], site.serial(1));
+    assert_eq!(
+        result["served"]["fingerprint_sha256"],
+        result["disk"]["fingerprint_sha256"]
+    );
+    assert_eq!(result["served"]["verification"]["result"], "trusted");
+    assert_eq!(result["served"]["chain_length"], 2);
+    assert_eq!(result["disk"]["chain_length"], 1);
+    assert_eq!(
+        result["disk"]["file"],
+        site.fullchain().display().to_string()
+    );
+}
+
+#[tokio::test]
+async fn renewal_without_reload_is_reload_needed_and_exits_1() {
+    let mut site = LocalSite::start("renew.certdrift.test").await;
+    site.renew();
+    let run = site.check().await;
+    assert_eq!(run.status, 1, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "reload_needed");
+    assert_eq!(result["served"]["serial"], site.serial(1));
+    assert_eq!(result["disk"]["serial"], site.serial(2));
+    assert!(
+        result["advice"]
+            .as_str()
+            .unwrap()
+            .starts_with("reload the server")
+    );
+
+    site.serve_generation(2);
+    let run = site.check().await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(run.first_result()["verdict"], "in_sync");
+}
+
+#[tokio::test]
+async fn live_pointing_back_at_an_old_generation_is_disk_older() {
+    let mut site = LocalSite::start("rollback.certdrift.test").await;
+    site.renew();
+    site.serve_generation(2);
+    site.lineage.point_live_at(1).unwrap();
+    let run = site.check().await;
+    assert_eq!(run.status, 1, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "disk_older");
+    assert_eq!(result["served"]["serial"], site.serial(2));
+    assert_eq!(result["disk"]["serial"], site.serial(1));
+}
+
+#[tokio::test]
+async fn a_certificate_for_other_names_is_unrelated() {
+    let mut site = LocalSite::start("mine.certdrift.test").await;
+    site.renew_with(LeafSpec::new(["default-vhost.certdrift.test"]));
+    site.serve_generation(2);
+    site.lineage.point_live_at(1).unwrap();
+    let run = site.check().await;
+    assert_eq!(run.status, 1, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "unrelated");
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap()
+            .contains("default-vhost.certdrift.test")
+    );
+}
+
+#[tokio::test]
+async fn an_expired_served_certificate_is_still_compared() {
+    let now = OffsetDateTime::now_utc();
+    let expired = LeafSpec::new(["expired.certdrift.test"]).valid_between(
+        now - time::Duration::days(100),
+        now - time::Duration::days(10),
+    );
+    let mut site = LocalSite::start_on(
+        "expired.certdrift.test",
+        "127.0.0.1:0".parse().unwrap(),
+        expired,
+    )
+    .await;
+    site.renew_with(LeafSpec::new(["expired.certdrift.test"]));
+    let run = site.check().await;
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "reload_needed", "{run:?}");
+    assert_eq!(result["served"]["verification"]["result"], "untrusted");
+    assert_eq!(result["served"]["verification"]["reason"], "expired");
+    assert!(
+        result["reason"].as_str().unwrap().contains("days ago"),
+        "{}",
+        result["reason"]
+    );
+}
+
+#[tokio::test]
+async fn verification_is_reported_beside_the_verdict_never_instead() {
+    // Without --ca-file the test CA is unknown to the system store: the verdict stands.
+    let site = LocalSite::start("untrusted.certdrift.test").await;
+    let mut args = site.check_args();
+    args.truncate(args.len() - 2);
+    let run = certdrift(&strs(&args)).await;
+    assert_eq!(run.status, 0, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "in_sync");
+    assert_eq!(result["served"]["verification"]["result"], "untrusted");
+    assert!(
+        result["served"]["verification"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown issuer")
+    );
+}
+
+#[tokio::test]
+async fn sni_that_the_certificate_does_not_cover_fails_verification_only() {
+    let site = LocalSite::start("named.certdrift.test").await;
+    let mut args = site.check_args();
+    let sni = args.iter().position(|arg| arg == "--sni").unwrap();
+    args[sni + 1] = "other.certdrift.test".into();
+    let run = certdrift(&strs(&args)).await;
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "in_sync", "{run:?}");
+    assert_eq!(
+        result["served"]["verification"]["reason"],
+        "not valid for the name"
+    );
+}
+
+#[tokio::test]
+async fn ipv6_loopback_is_probed_and_labelled_in_brackets() {
+    let site = LocalSite::start_on(
+        "v6.certdrift.test",
+        "[::1]:0".parse().unwrap(),
+        LeafSpec::new(["v6.certdrift.test"]),
+    )
+    .await;
+    let run = site.check().await;
+    assert_eq!(run.status, 0, "{run:?}");
+    assert_eq!(
+        run.first_result()["address"],
+        format!("[::1]:{}", site.address().port())
+    );
+}
+
+#[tokio::test]
+async fn a_closed_port_is_probe_failed_refused_and_exits_2() {
+    let site = LocalSite::start("refused.certdrift.test").await;
+    let mut args = site.check_args();
+    let port = args.iter().position(|arg| arg == "--port").unwrap();
+    args[port + 1] = crate::util::free_port().to_string();
+    let run = certdrift(&strs(&args)).await;
+    assert_eq!(run.status, 2, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "probe_failed");
+    assert_eq!(result["error"]["kind"], "refused");
+    assert_eq!(
+        result["disk"]["serial"],
+        site.serial(1),
+        "the disk side is still reported"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_within_the_deadline() {
+    let tarpit = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = tarpit.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = tarpit.accept().await {
+            held.push(socket); // accept, then say nothing
+        }
+    });
+    let run = check_config_against(address, "timeout = \"1s\"\n").await;
+    assert_eq!(run.status, 2, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "probe_failed");
+    assert_eq!(result["error"]["kind"], "timeout");
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("timed out during the TLS handshake")
+    );
+    let took = result["duration_seconds"].as_f64().unwrap();
+    assert!(
+        (0.9..3.0).contains(&took),
+        "the probe gave up after {took}s, the deadline is 1s"
+    );
+}
+
+#[tokio::test]
+async fn a_tls_alert_is_named() {
+    let address = one_shot_server(|mut socket| async move {
+        let mut hello = [0u8; 512];
+        let _ = socket.read(&mut hello).await;
+        // A TLS 1.2 record: alert, fatal (2), handshake_failure (40).
+        let _ = socket
+            .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40])
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    })
+    .await;
+    let run = check_config_against(address, "").await;
+    let result = run.first_result();
+    assert_eq!(result["error"]["kind"], "tls_alert", "{run:?}");
+    assert_eq!(
+        result["reason"],
+        "the server sent TLS alert handshake_failure"
+    );
+}
+
+#[tokio::test]
+async fn a_server_closing_mid_handshake_is_named() {
+    let address = one_shot_server(|mut socket| async move {
+        let mut hello = [0u8; 64];
+        let _ = socket.read(&mut hello).await;
+        drop(socket);
+    })
+    .await;
+    let run = check_config_against(address, "").await;
+    let result = run.first_result();
+    assert_eq!(result["error"]["kind"], "closed", "{run:?}");
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_probe_failed_dns() {
+    // In a network namespace of its own the lookup fails at once and nothing leaves the
+    // host; `.invalid` never resolves anyway (RFC 6761).
+    let site = LocalSite::start("dns.certdrift.test").await;
+    let cert = site.fullchain().display().to_string();
+    let args = [
+        "-n",
+        crate::util::certdrift_bin(),
+        "check",
+        "--format",
+        "json",
+        "--host",
+        "no-such-host.invalid",
+        "--cert",
+        &cert,
+    ];
+    let run = run_command("unshare", &args).await;
+    assert_eq!(run.status, 2, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "probe_failed");
+    assert_eq!(result["error"]["kind"], "dns");
+    assert_eq!(result["address"], "no-such-host.invalid:443");
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot resolve no-such-host.invalid")
+    );
+}
+
+#[tokio::test]
+async fn the_table_shows_verdicts_serials_and_what_to_do() {
+    let mut site = LocalSite::start("table.certdrift.test").await;
+    site.renew();
+    let mut args = site.check_args();
+    args.drain(1..3); // drop --format json
+    let run = certdrift(&strs(&args)).await;
+    assert_eq!(run.status, 1, "{run:?}");
+    let header = run.stdout.lines().next().unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["SITE", "ADDRESS", "VERDICT", "SERVED", "DISK", "ACTION"]
+    );
+    let row = run.stdout.lines().nth(1).unwrap();
+    assert!(row.contains("reload_needed"), "{row}");
+    assert!(row.contains(&site.serial(1)[..12]), "{row}");
+    assert!(row.contains(&site.serial(2)[..12]), "{row}");
+    assert!(row.ends_with("reload the server"), "{row}");
+    assert!(
+        run.stdout.contains("what to do: reload the server"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("sites: 1, addresses: 1 (reload_needed 1)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.is_empty(),
+        "logs stay off stdout and quiet: {}",
+        run.stderr
+    );
+}
+
+/// Runs `check` with a config whose one site points at `address`, with extra top-level
+/// settings, and any existing certificate file.
+async fn check_config_against(address: SocketAddr, settings: &str) -> crate::util::Run {
+    let site = LocalSite::start("peer.certdrift.test").await;
+    let config = site.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{settings}[[site]]\nname = \"peer\"\nhost = \"{}\"\nport = {}\nsni = \"peer.certdrift.test\"\ncert = \"{}\"\n",
+            address.ip(),
+            address.port(),
+            site.fullchain().display()
+        ),
+    )
+    .unwrap();
+    certdrift(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await
+}
+
+/// A loopback server that runs `handle` on each connection.
+async fn one_shot_server<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(handle(socket));
+        }
+    });
+    address
+}
