@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::servers::{Nginx, Pebble, check_until};
-use crate::util::{certdrift, strs};
+use crate::util::{certdrift, check_json_args, strs};
 
 const NAME: &str = "acme.certdrift.test";
 
@@ -44,23 +44,8 @@ async fn certbot_renewal_without_a_reload_hook_needs_a_reload() {
         &live.join("privkey.pem"),
     )
     .await;
-    let args: Vec<String> = [
-        "check",
-        "--format",
-        "json",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &nginx.port.to_string(),
-        "--sni",
-        NAME,
-        "--cert",
-        live.join("fullchain.pem").to_str().unwrap(),
-        "--ca-file",
-        ca_file.to_str().unwrap(),
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let address = format!("127.0.0.1:{}", nginx.port).parse().unwrap();
+    let args = check_json_args(address, NAME, &live.join("fullchain.pem"), &ca_file);
 
     let run = certdrift(&strs(&args)).await;
     assert_eq!(run.status, 0, "{run:?}");

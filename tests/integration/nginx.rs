@@ -5,7 +5,7 @@ use certdrift::demo::layout::CertbotLineage;
 
 use crate::serve::{scrape_until, start_serve};
 use crate::servers::{Nginx, check_until};
-use crate::util::{certdrift, strs};
+use crate::util::{certdrift, check_json_args, strs};
 
 const NAME: &str = "nginx.certdrift.test";
 
@@ -31,23 +31,8 @@ async fn nginx_serves_the_old_generation_until_reloaded() {
         &lineage.live_path("privkey"),
     )
     .await;
-    let args: Vec<String> = [
-        "check",
-        "--format",
-        "json",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &nginx.port.to_string(),
-        "--sni",
-        NAME,
-        "--cert",
-        lineage.live_path("fullchain").to_str().unwrap(),
-        "--ca-file",
-        ca_file.to_str().unwrap(),
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let address = format!("127.0.0.1:{}", nginx.port).parse().unwrap();
+    let args = check_json_args(address, NAME, &lineage.live_path("fullchain"), &ca_file);
 
     // Generation 1 on disk and served.
     let run = certdrift(&strs(&args)).await;

@@ -317,22 +317,7 @@ impl LocalSite {
     /// `check` arguments for this site as an ad-hoc site, trusting the test CA, with JSON
     /// output.
     pub fn check_args(&self) -> Vec<String> {
-        let address = self.address();
-        vec![
-            "check".into(),
-            "--format".into(),
-            "json".into(),
-            "--host".into(),
-            address.ip().to_string(),
-            "--port".into(),
-            address.port().to_string(),
-            "--sni".into(),
-            self.name.clone(),
-            "--cert".into(),
-            self.fullchain().display().to_string(),
-            "--ca-file".into(),
-            self.ca_file.display().to_string(),
-        ]
+        check_json_args(self.address(), &self.name, &self.fullchain(), &self.ca_file)
     }
 
     /// A `[[site]]` table for this site named `site`.
@@ -354,6 +339,28 @@ impl LocalSite {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         certdrift(&args).await
     }
+}
+
+/// `check --format json` arguments for one ad-hoc site at `address` with `sni`, reading
+/// `cert` and trusting `ca_file`.
+pub fn check_json_args(address: SocketAddr, sni: &str, cert: &Path, ca_file: &Path) -> Vec<String> {
+    [
+        "check",
+        "--format",
+        "json",
+        "--host",
+        &address.ip().to_string(),
+        "--port",
+        &address.port().to_string(),
+        "--sni",
+        sni,
+        "--cert",
+        &cert.display().to_string(),
+        "--ca-file",
+        &ca_file.display().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// Arguments as `&str`s.
