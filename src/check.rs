@@ -15,8 +15,8 @@ use crate::probe::Prober;
 pub enum Outcome {
     /// 0: every address of every site serves the certificate on disk.
     InSync = 0,
-    /// 1: at least one address drifted (`reload_needed`, `disk_older`, `unrelated`), and
-    /// every site could be checked.
+    /// 1: at least one address drifted (`reload_needed`, `disk_older`, `unrelated`,
+    /// `mixed`) or has a finding, and every site could be checked.
     Drift = 1,
     /// 2: at least one site could not be checked (`probe_failed`, `disk_error`), or the
     /// configuration is bad. This wins over drift: an unknown state is never reported as
@@ -27,22 +27,18 @@ pub enum Outcome {
 impl Outcome {
     /// The worst outcome among the reports.
     pub fn of(sites: &[SiteReport]) -> Self {
-        let verdicts = sites
-            .iter()
-            .flat_map(|site| &site.addresses)
-            .map(|row| row.verdict);
-        verdicts
-            .map(|verdict| {
-                if verdict.is_failure() {
-                    Outcome::Trouble
-                } else if verdict.is_drift() {
-                    Outcome::Drift
-                } else {
-                    Outcome::InSync
-                }
-            })
-            .max()
-            .unwrap_or(Outcome::InSync)
+        let rows = sites.iter().flat_map(|site| &site.addresses);
+        rows.map(|row| {
+            if row.verdict.is_failure() {
+                Outcome::Trouble
+            } else if row.verdict.is_drift() || !row.findings.is_empty() {
+                Outcome::Drift
+            } else {
+                Outcome::InSync
+            }
+        })
+        .max()
+        .unwrap_or(Outcome::InSync)
     }
 }
 
@@ -59,6 +55,6 @@ pub async fn run(config: &Config, prober: &Prober) -> Vec<SiteReport> {
     let inspections = config
         .sites
         .iter()
-        .map(|site| inspect::inspect_site(prober, site, config.timeout, &permits));
+        .map(|site| inspect::inspect_site(prober, site, &config.timeouts, &permits));
     futures_util::future::join_all(inspections).await
 }

@@ -77,9 +77,18 @@ pub struct AdHocSite {
     #[arg(long, requires = "cert")]
     pub host: Option<String>,
 
-    /// TCP port.
-    #[arg(long, default_value_t = 443, requires = "host")]
-    pub port: u16,
+    /// TCP port; defaults to the protocol's usual port (443 for tls, 25 for smtp, ...).
+    #[arg(long, requires = "host")]
+    pub port: Option<u16>,
+
+    /// What the server speaks before TLS: tls (implicit, the default), smtp, imap, pop3,
+    /// ftp, ldap, xmpp, xmpp-server, postgres, mysql.
+    #[arg(long, default_value = "tls", requires = "host")]
+    pub protocol: crate::probe::Protocol,
+
+    /// The private key file, to check that it belongs to the certificate.
+    #[arg(long, requires = "host")]
+    pub key: Option<PathBuf>,
 
     /// SNI name to send and verify; defaults to --host when it is a name.
     #[arg(long, requires = "host")]

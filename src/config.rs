@@ -8,14 +8,17 @@
 //!
 //! The key names are an interface: dashboards, alert rules and users' files depend on them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::probe::{AddressFamily, KeyType, Protocol, Timeouts};
 
 /// The whole configuration.
 #[derive(Debug, Clone)]
@@ -24,17 +27,17 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// `serve`: time between two probes of a site.
     pub interval: Duration,
-    /// One probe's whole deadline: resolving, connecting and the handshake together.
-    pub timeout: Duration,
+    /// One probe's deadline, and the limit of each of its phases.
+    pub timeouts: Timeouts,
     /// `serve`: the HTTP listen address for `/metrics`, `/healthz` and the status page.
     pub listen: SocketAddr,
-    /// How many probes may run at once.
+    /// How many handshakes may run at once.
     pub concurrency: usize,
     /// The sites to watch, in file order.
     pub sites: Vec<Site>,
 }
 
-/// One site: a certificate file and the server that should serve it.
+/// One site: the certificate files and the server that should serve them.
 #[derive(Debug, Clone)]
 pub struct Site {
     /// Unique name; the `site` label.
@@ -46,10 +49,32 @@ pub struct Site {
     /// The name sent as SNI and verified; `None` when `host` is an IP address and no `sni`
     /// is set, in which case no SNI is sent.
     pub sni: Option<String>,
-    /// The PEM file the server loads.
-    pub cert: PathBuf,
+    /// What the server speaks before TLS.
+    pub protocol: Protocol,
+    /// Which of the host's addresses to probe.
+    pub addresses: AddressFamily,
+    /// Addresses to probe instead of resolving `host`; the SNI stays.
+    pub connect_to: Vec<IpAddr>,
+    /// Handshakes per address and certificate in each pass.
+    pub handshakes: u32,
+    /// One entry per certificate the server holds: one, or one per key type.
+    pub certs: Vec<CertFiles>,
     /// Trust anchors for the served chain's verification, instead of the system store.
     pub ca_file: Option<PathBuf>,
+}
+
+/// The files of one certificate a server loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// The key type the handshake asks for; `None` for a site with one certificate.
+    pub key_type: Option<KeyType>,
+    /// The PEM file with the leaf (and usually the chain).
+    pub cert: PathBuf,
+    /// Where the chain is when `cert` holds the leaf only; `None` looks for `chain.pem` beside
+    /// `cert`.
+    pub chain: Option<PathBuf>,
+    /// The private key, for the opt-in key check.
+    pub key: Option<PathBuf>,
 }
 
 impl Site {
@@ -80,15 +105,19 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default HTTP listen address. Prometheus' exporter port range 9100-9999 is fully
 /// allocated, so certdrift takes a port above it that no common service uses.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:10159";
-/// The default number of probes in flight.
+/// The default number of handshakes in flight.
 pub const DEFAULT_CONCURRENCY: usize = 64;
-/// The default TLS port.
-pub const DEFAULT_PORT: u16 = 443;
+/// The default number of handshakes per address in a pass: enough that a stale worker or a
+/// second process on the port shows up within a few passes, few enough to stay cheap.
+pub const DEFAULT_HANDSHAKES: u32 = 3;
+/// The most handshakes per address a config may ask for.
+pub const MAX_HANDSHAKES: u32 = 20;
 
 impl Config {
     /// Reads and validates the TOML file at `path`.
     ///
-    /// Relative `cert` and `ca_file` paths are taken relative to the file's directory.
+    /// Relative paths (`cert`, `chain`, `key`, `ca_file`) are taken relative to the file's
+    /// directory.
     ///
     /// # Errors
     ///
@@ -112,7 +141,7 @@ impl Config {
     ///
     /// A [`ConfigError`] naming `origin`, the line and the key.
     pub fn from_toml(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
-        let at = |span: std::ops::Range<usize>, message: String| ConfigError {
+        let at = |span: Range<usize>, message: String| ConfigError {
             origin: origin.to_owned(),
             line: Some(line_of(text, span.start)),
             message,
@@ -131,15 +160,47 @@ impl Config {
             }
         })?;
 
-        let interval = match raw.interval {
-            Some(value) => parse_duration(&value, "interval", Duration::from_secs(1))
-                .map_err(|msg| at(value.span(), msg))?,
-            None => DEFAULT_INTERVAL,
-        };
-        let timeout = match raw.timeout {
-            Some(value) => parse_duration(&value, "timeout", Duration::from_millis(10))
-                .map_err(|msg| at(value.span(), msg))?,
-            None => DEFAULT_TIMEOUT,
+        let duration =
+            |value: Option<Spanned<String>>, key: &str, minimum: Duration, default: Duration| {
+                match value {
+                    Some(value) => {
+                        parse_duration(&value, key, minimum).map_err(|msg| at(value.span(), msg))
+                    }
+                    None => Ok(default),
+                }
+            };
+        let interval = duration(
+            raw.interval,
+            "interval",
+            Duration::from_secs(1),
+            DEFAULT_INTERVAL,
+        )?;
+        let total = duration(
+            raw.timeout,
+            "timeout",
+            Duration::from_millis(10),
+            DEFAULT_TIMEOUT,
+        )?;
+        let timeouts = Timeouts {
+            total,
+            connect: duration(
+                raw.connect_timeout,
+                "connect_timeout",
+                Duration::from_millis(10),
+                total,
+            )?,
+            preamble: duration(
+                raw.preamble_timeout,
+                "preamble_timeout",
+                Duration::from_millis(10),
+                total,
+            )?,
+            handshake: duration(
+                raw.handshake_timeout,
+                "handshake_timeout",
+                Duration::from_millis(10),
+                total,
+            )?,
         };
         let listen = match raw.listen {
             Some(value) => value.get_ref().parse().map_err(|_| {
@@ -151,7 +212,7 @@ impl Config {
                     ),
                 )
             })?,
-            None => DEFAULT_LISTEN.parse().expect("the default listen address parses"),
+            None => default_listen(),
         };
         let concurrency = match raw.concurrency {
             Some(value) if *value.get_ref() == 0 => {
@@ -179,7 +240,7 @@ impl Config {
             let table_span = spanned.span();
             let raw_site = spanned.into_inner();
             let name_line = line_of(text, raw_site.name.span().start);
-            if let Some(first) = first_seen.get(raw_site.name.get_ref()) {
+            if let Some(first) = first_seen.get(raw_site.name.get_ref().trim()) {
                 return Err(at(
                     raw_site.name.span(),
                     format!(
@@ -188,7 +249,7 @@ impl Config {
                     ),
                 ));
             }
-            first_seen.insert(raw_site.name.get_ref().clone(), name_line);
+            first_seen.insert(raw_site.name.get_ref().trim().to_owned(), name_line);
             let site = validate_site(raw_site, base, default_ca_file.as_deref())
                 .map_err(|(span, msg)| at(span.unwrap_or(table_span.clone()), msg))?;
             sites.push(site);
@@ -197,7 +258,7 @@ impl Config {
         Ok(Self {
             source: None,
             interval,
-            timeout,
+            timeouts,
             listen,
             concurrency,
             sites,
@@ -209,41 +270,46 @@ impl Config {
     /// # Errors
     ///
     /// A [`ConfigError`] from `command line` when a value is invalid.
-    pub fn ad_hoc(
-        host: &str,
-        port: u16,
-        sni: Option<&str>,
-        cert: &Path,
-        ca_file: Option<&Path>,
-    ) -> Result<Self, ConfigError> {
+    pub fn ad_hoc(site: AdHoc<'_>) -> Result<Self, ConfigError> {
         let error = |message: String| ConfigError {
             origin: "command line".to_owned(),
             line: None,
             message,
         };
-        check_host(host).map_err(|msg| error(format!("--host: {msg}")))?;
+        check_host(site.host).map_err(|msg| error(format!("--host: {msg}")))?;
+        let port = site.port.unwrap_or(site.protocol.default_port());
         if port == 0 {
             return Err(error("--port: 0 is not a port; use 1-65535".to_owned()));
         }
-        if let Some(sni) = sni {
+        if let Some(sni) = site.sni {
             check_sni(sni).map_err(|msg| error(format!("--sni: {msg}")))?;
         }
-        let sni = sni.map(str::to_owned).or_else(|| default_sni(host));
+        let sni = site
+            .sni
+            .map(str::to_owned)
+            .or_else(|| default_sni(site.host));
         let site = Site {
-            name: sni.clone().unwrap_or_else(|| host.to_owned()),
-            host: host.to_owned(),
+            name: sni.clone().unwrap_or_else(|| site.host.to_owned()),
+            host: site.host.to_owned(),
             port,
             sni,
-            cert: cert.to_owned(),
-            ca_file: ca_file.map(Path::to_owned),
+            protocol: site.protocol,
+            addresses: AddressFamily::All,
+            connect_to: Vec::new(),
+            handshakes: DEFAULT_HANDSHAKES,
+            certs: vec![CertFiles {
+                key_type: None,
+                cert: site.cert.to_owned(),
+                chain: None,
+                key: site.key.map(Path::to_owned),
+            }],
+            ca_file: site.ca_file.map(Path::to_owned),
         };
         Ok(Self {
             source: None,
             interval: DEFAULT_INTERVAL,
-            timeout: DEFAULT_TIMEOUT,
-            listen: DEFAULT_LISTEN
-                .parse()
-                .expect("the default listen address parses"),
+            timeouts: Timeouts::uniform(DEFAULT_TIMEOUT),
+            listen: default_listen(),
             concurrency: DEFAULT_CONCURRENCY,
             sites: vec![site],
         })
@@ -255,11 +321,54 @@ impl Config {
     }
 }
 
+/// One site given on the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct AdHoc<'a> {
+    /// `--host`.
+    pub host: &'a str,
+    /// `--port`; `None` takes the protocol's usual port.
+    pub port: Option<u16>,
+    /// `--sni`.
+    pub sni: Option<&'a str>,
+    /// `--protocol`.
+    pub protocol: Protocol,
+    /// `--cert`.
+    pub cert: &'a Path,
+    /// `--key`.
+    pub key: Option<&'a Path>,
+    /// `--ca-file`.
+    pub ca_file: Option<&'a Path>,
+}
+
+impl<'a> AdHoc<'a> {
+    /// An implicit-TLS site at `host` on port 443 reading `cert`.
+    pub fn new(host: &'a str, cert: &'a Path) -> Self {
+        Self {
+            host,
+            port: None,
+            sni: None,
+            protocol: Protocol::Tls,
+            cert,
+            key: None,
+            ca_file: None,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+        .parse()
+        .expect("the default listen address parses")
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     interval: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<String>>,
+    preamble_timeout: Option<Spanned<String>>,
+    handshake_timeout: Option<Spanned<String>>,
     listen: Option<Spanned<String>>,
     concurrency: Option<Spanned<usize>>,
     ca_file: Option<PathBuf>,
@@ -274,11 +383,26 @@ struct RawSite {
     host: Spanned<String>,
     port: Option<Spanned<u16>>,
     sni: Option<Spanned<String>>,
-    cert: Spanned<PathBuf>,
+    protocol: Option<Spanned<String>>,
+    addresses: Option<Spanned<String>>,
+    connect_to: Option<Spanned<Vec<String>>>,
+    handshakes: Option<Spanned<u32>>,
+    cert: Spanned<PathOrByKeyType>,
+    chain: Option<Spanned<PathBuf>>,
+    key: Option<Spanned<PathOrByKeyType>>,
+    key_types: Option<Spanned<Vec<String>>>,
     ca_file: Option<PathBuf>,
 }
 
-type SiteError = (Option<std::ops::Range<usize>>, String);
+/// A path, or a table of paths by key type (`{ ecdsa = "...", rsa = "..." }`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PathOrByKeyType {
+    Path(PathBuf),
+    ByKeyType(BTreeMap<String, PathBuf>),
+}
+
+type SiteError = (Option<Range<usize>>, String);
 
 fn validate_site(
     raw: RawSite,
@@ -294,6 +418,14 @@ fn validate_site(
     }
     let host = raw.host.get_ref();
     check_host(host).map_err(|msg| (Some(raw.host.span()), format!("`host`: {msg}")))?;
+    let certs = cert_files(&raw, base)?;
+    let protocol = match &raw.protocol {
+        Some(value) => value
+            .get_ref()
+            .parse()
+            .map_err(|msg| (Some(value.span()), format!("`protocol`: {msg}")))?,
+        None => Protocol::Tls,
+    };
     let port = match raw.port {
         Some(port) if *port.get_ref() == 0 => {
             return Err((
@@ -302,7 +434,7 @@ fn validate_site(
             ));
         }
         Some(port) => port.into_inner(),
-        None => DEFAULT_PORT,
+        None => protocol.default_port(),
     };
     let sni = match raw.sni {
         Some(sni) => {
@@ -311,23 +443,202 @@ fn validate_site(
         }
         None => default_sni(host),
     };
-    if raw.cert.get_ref().as_os_str().is_empty() {
-        return Err((
-            Some(raw.cert.span()),
-            "`cert` is empty; name the PEM file the server loads".to_owned(),
-        ));
+    let addresses = match &raw.addresses {
+        Some(value) => value
+            .get_ref()
+            .parse()
+            .map_err(|msg| (Some(value.span()), format!("`addresses`: {msg}")))?,
+        None => AddressFamily::All,
+    };
+    let mut connect_to = Vec::new();
+    if let Some(value) = &raw.connect_to {
+        for text in value.get_ref() {
+            let ip = text.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().map_err(|_| {
+                (Some(value.span()), format!("`connect_to`: `{text}` is not an IP address; list addresses like [\"192.0.2.10\", \"2001:db8::10\"]"))
+            })?;
+            if !connect_to.contains(&ip) {
+                connect_to.push(ip);
+            }
+        }
+        if connect_to.is_empty() {
+            return Err((
+                Some(value.span()),
+                "`connect_to` is empty; list at least one address or leave it out".to_owned(),
+            ));
+        }
+        let kept = connect_to
+            .iter()
+            .filter(|ip| addresses.admits(&SocketAddr::new(**ip, port)))
+            .count();
+        if kept == 0 {
+            return Err((
+                Some(value.span()),
+                format!(
+                    "`connect_to` has no {} address, and `addresses` = \"{}\" keeps only those",
+                    addresses.as_str(),
+                    addresses.as_str()
+                ),
+            ));
+        }
     }
+    let handshakes = match raw.handshakes {
+        Some(value) if !(1..=MAX_HANDSHAKES).contains(value.get_ref()) => {
+            return Err((
+                Some(value.span()),
+                format!("`handshakes` must be between 1 and {MAX_HANDSHAKES}"),
+            ));
+        }
+        Some(value) => value.into_inner(),
+        None => DEFAULT_HANDSHAKES,
+    };
     Ok(Site {
         name: name.to_owned(),
         host: host.clone(),
         port,
         sni,
-        cert: base.join(raw.cert.into_inner()),
+        protocol,
+        addresses,
+        connect_to,
+        handshakes,
+        certs,
         ca_file: raw
             .ca_file
             .map(|path| base.join(path))
             .or_else(|| default_ca_file.map(Path::to_owned)),
     })
+}
+
+/// Resolves `cert`, `chain`, `key` and `key_types` into one [`CertFiles`] per certificate.
+///
+/// One certificate: `cert` (and `key`) are paths and `key_types` is absent. Several: `cert`
+/// (and `key`) are tables keyed by key type, and `key_types`, if given, must name exactly
+/// their keys.
+fn cert_files(raw: &RawSite, base: &Path) -> Result<Vec<CertFiles>, SiteError> {
+    let cert_span = Some(raw.cert.span());
+    let key_types: Option<Vec<KeyType>> = match &raw.key_types {
+        Some(value) => {
+            let mut parsed = Vec::new();
+            for text in value.get_ref() {
+                let key_type: KeyType = text
+                    .parse()
+                    .map_err(|msg| (Some(value.span()), format!("`key_types`: {msg}")))?;
+                if parsed.contains(&key_type) {
+                    return Err((
+                        Some(value.span()),
+                        format!("`key_types` lists \"{text}\" twice"),
+                    ));
+                }
+                parsed.push(key_type);
+            }
+            if parsed.is_empty() {
+                return Err((
+                    Some(value.span()),
+                    "`key_types` is empty; leave it out for one certificate".to_owned(),
+                ));
+            }
+            Some(parsed)
+        }
+        None => None,
+    };
+
+    match raw.cert.get_ref() {
+        PathOrByKeyType::Path(path) => {
+            if key_types.is_some() {
+                return Err((
+                    cert_span,
+                    "`cert` must be a table by key type when `key_types` is set, like cert = { ecdsa = \"...\", rsa = \"...\" }".to_owned(),
+                ));
+            }
+            if path.as_os_str().is_empty() {
+                return Err((
+                    cert_span,
+                    "`cert` is empty; name the PEM file the server loads".to_owned(),
+                ));
+            }
+            let key = match &raw.key {
+                Some(key) => match key.get_ref() {
+                    PathOrByKeyType::Path(path) => Some(base.join(path)),
+                    PathOrByKeyType::ByKeyType(_) => {
+                        return Err((
+                            Some(key.span()),
+                            "`key` must be a path when `cert` is a path".to_owned(),
+                        ));
+                    }
+                },
+                None => None,
+            };
+            Ok(vec![CertFiles {
+                key_type: None,
+                cert: base.join(path),
+                chain: raw.chain.as_ref().map(|chain| base.join(chain.get_ref())),
+                key,
+            }])
+        }
+        PathOrByKeyType::ByKeyType(table) => {
+            if let Some(chain) = &raw.chain {
+                return Err((Some(chain.span()), "`chain` goes with a single `cert`; with one cert per key type, use fullchain files".to_owned()));
+            }
+            let mut by_type = BTreeMap::new();
+            for (text, path) in table {
+                let key_type: KeyType = text
+                    .parse()
+                    .map_err(|msg| (cert_span.clone(), format!("`cert`: {msg}")))?;
+                by_type.insert(key_type, base.join(path));
+            }
+            if by_type.is_empty() {
+                return Err((
+                    cert_span,
+                    "`cert` is an empty table; give a path, or one per key type".to_owned(),
+                ));
+            }
+            if let Some(listed) = &key_types {
+                let mut listed_sorted = listed.clone();
+                listed_sorted.sort();
+                let keys: Vec<KeyType> = by_type.keys().copied().collect();
+                if listed_sorted != keys {
+                    return Err((
+                        cert_span,
+                        "`cert` must have exactly one path per entry of `key_types`".to_owned(),
+                    ));
+                }
+            }
+            let mut keys: BTreeMap<KeyType, PathBuf> = BTreeMap::new();
+            if let Some(key) = &raw.key {
+                match key.get_ref() {
+                    PathOrByKeyType::ByKeyType(table) => {
+                        for (text, path) in table {
+                            let key_type: KeyType = text
+                                .parse()
+                                .map_err(|msg| (Some(key.span()), format!("`key`: {msg}")))?;
+                            if !by_type.contains_key(&key_type) {
+                                return Err((
+                                    Some(key.span()),
+                                    format!("`key` names {text}, which `cert` does not"),
+                                ));
+                            }
+                            keys.insert(key_type, base.join(path));
+                        }
+                    }
+                    PathOrByKeyType::Path(_) => {
+                        return Err((
+                            Some(key.span()),
+                            "`key` must be a table by key type when `cert` is one".to_owned(),
+                        ));
+                    }
+                }
+            }
+            let order = key_types.unwrap_or_else(|| by_type.keys().copied().collect());
+            Ok(order
+                .into_iter()
+                .map(|key_type| CertFiles {
+                    key_type: Some(key_type),
+                    cert: by_type[&key_type].clone(),
+                    chain: None,
+                    key: keys.get(&key_type).cloned(),
+                })
+                .collect())
+        }
+    }
 }
 
 fn check_host(host: &str) -> Result<(), String> {
@@ -411,15 +722,23 @@ cert = "/etc/letsencrypt/live/blog.example.org/fullchain.pem"
     fn minimal_site_gets_defaults() {
         let config = parse(MINIMAL).unwrap();
         assert_eq!(config.interval, Duration::from_secs(60));
-        assert_eq!(config.timeout, Duration::from_secs(10));
+        assert_eq!(config.timeouts, Timeouts::uniform(Duration::from_secs(10)));
         assert_eq!(config.listen, "127.0.0.1:10159".parse().unwrap());
         let site = &config.sites[0];
         assert_eq!(site.port, 443);
         assert_eq!(site.sni.as_deref(), Some("blog.example.org"));
         assert_eq!(
-            site.cert,
-            Path::new("/etc/letsencrypt/live/blog.example.org/fullchain.pem")
+            site.certs,
+            [CertFiles {
+                key_type: None,
+                cert: "/etc/letsencrypt/live/blog.example.org/fullchain.pem".into(),
+                chain: None,
+                key: None,
+            }]
         );
+        assert_eq!(site.protocol, Protocol::Tls);
+        assert_eq!(site.addresses, AddressFamily::All);
+        assert_eq!(site.handshakes, DEFAULT_HANDSHAKES);
     }
 
     #[test]
@@ -442,13 +761,17 @@ cert = "certs/mail.pem"
         )
         .unwrap();
         assert_eq!(config.interval, Duration::from_secs(300));
-        assert_eq!(config.timeout, Duration::from_millis(2500));
+        assert_eq!(config.timeouts.total, Duration::from_millis(2500));
+        assert_eq!(config.timeouts.connect, Duration::from_millis(2500));
         assert_eq!(config.listen, "[::1]:9999".parse().unwrap());
         assert_eq!(config.concurrency, 8);
         let site = &config.sites[0];
         assert_eq!(site.port, 8443);
         assert_eq!(site.sni.as_deref(), Some("mail.example.org"));
-        assert_eq!(site.cert, Path::new("/etc/certdrift/certs/mail.pem"));
+        assert_eq!(
+            site.certs[0].cert,
+            Path::new("/etc/certdrift/certs/mail.pem")
+        );
         assert_eq!(
             site.ca_file.as_deref(),
             Some(Path::new("/etc/certdrift/ca.pem"))
@@ -528,23 +851,144 @@ cert = "certs/mail.pem"
 
     #[test]
     fn ad_hoc_site_is_named_after_its_sni_or_host() {
-        let config = Config::ad_hoc(
-            "127.0.0.1",
-            8443,
-            Some("blog.example.org"),
-            Path::new("c.pem"),
-            None,
-        )
+        let cert = Path::new("c.pem");
+        let config = Config::ad_hoc(AdHoc {
+            sni: Some("blog.example.org"),
+            port: Some(8443),
+            ..AdHoc::new("127.0.0.1", cert)
+        })
         .unwrap();
         assert_eq!(config.sites[0].name, "blog.example.org");
         assert_eq!(config.sites[0].sni.as_deref(), Some("blog.example.org"));
-        let config = Config::ad_hoc("127.0.0.1", 8443, None, Path::new("c.pem"), None).unwrap();
+        assert_eq!(config.sites[0].port, 8443);
+        let config = Config::ad_hoc(AdHoc::new("127.0.0.1", cert)).unwrap();
         assert_eq!(config.sites[0].name, "127.0.0.1");
         assert_eq!(config.sites[0].sni, None);
-        let err = Config::ad_hoc("bad host", 443, None, Path::new("c.pem"), None).unwrap_err();
+        let err = Config::ad_hoc(AdHoc::new("bad host", cert)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "command line: --host: `bad host` is not a valid DNS name or IP address"
         );
+        let smtp = Config::ad_hoc(AdHoc {
+            protocol: Protocol::Smtp,
+            ..AdHoc::new("mx.example.org", cert)
+        })
+        .unwrap();
+        assert_eq!(smtp.sites[0].port, 25);
+    }
+
+    #[test]
+    fn reads_the_per_address_and_protocol_keys() {
+        let config = parse(&MINIMAL.replace(
+            "cert =",
+            "protocol = \"imap\"\naddresses = \"ipv6\"\nconnect_to = [\"2001:db8::1\", \"[2001:db8::2]\"]\nhandshakes = 5\n\
+             chain = \"chain.pem\"\nkey = \"privkey.pem\"\ncert =",
+        ))
+        .unwrap();
+        let site = &config.sites[0];
+        assert_eq!(site.protocol, Protocol::Imap);
+        assert_eq!(site.port, 143, "the protocol's usual port");
+        assert_eq!(site.addresses, AddressFamily::Ipv6);
+        assert_eq!(
+            site.connect_to,
+            [
+                "2001:db8::1".parse::<IpAddr>().unwrap(),
+                "2001:db8::2".parse().unwrap()
+            ]
+        );
+        assert_eq!(site.handshakes, 5);
+        assert_eq!(
+            site.certs[0].chain.as_deref(),
+            Some(Path::new("/etc/certdrift/chain.pem"))
+        );
+        assert_eq!(
+            site.certs[0].key.as_deref(),
+            Some(Path::new("/etc/certdrift/privkey.pem"))
+        );
+    }
+
+    #[test]
+    fn reads_one_certificate_per_key_type() {
+        let text = r#"
+[[site]]
+name = "dual"
+host = "www.example.org"
+key_types = ["rsa", "ecdsa"]
+cert = { ecdsa = "ec/fullchain.pem", rsa = "rsa/fullchain.pem" }
+key = { rsa = "rsa/privkey.pem" }
+"#;
+        let site = parse(text).unwrap().sites.remove(0);
+        assert_eq!(
+            site.certs,
+            [
+                CertFiles {
+                    key_type: Some(KeyType::Rsa),
+                    cert: "/etc/certdrift/rsa/fullchain.pem".into(),
+                    chain: None,
+                    key: Some("/etc/certdrift/rsa/privkey.pem".into()),
+                },
+                CertFiles {
+                    key_type: Some(KeyType::Ecdsa),
+                    cert: "/etc/certdrift/ec/fullchain.pem".into(),
+                    chain: None,
+                    key: None,
+                },
+            ]
+        );
+        let mismatch = parse(&text.replace("[\"rsa\", \"ecdsa\"]", "[\"rsa\"]")).unwrap_err();
+        assert!(
+            mismatch
+                .message
+                .contains("exactly one path per entry of `key_types`"),
+            "{mismatch}"
+        );
+        let path_with_types =
+            parse(&MINIMAL.replace("cert =", "key_types = [\"rsa\"]\ncert =")).unwrap_err();
+        assert!(
+            path_with_types
+                .message
+                .contains("must be a table by key type"),
+            "{path_with_types}"
+        );
+        let bad_type = parse(
+            &text
+                .replace("ecdsa = ", "dsa = ")
+                .replace("\"ecdsa\"]", "\"rsa2\"]"),
+        )
+        .unwrap_err();
+        assert!(bad_type.message.contains("is not a key type"), "{bad_type}");
+    }
+
+    #[test]
+    fn rejects_bad_per_address_and_protocol_values() {
+        let with =
+            |line: &str| parse(&MINIMAL.replace("cert =", &format!("{line}\ncert ="))).unwrap_err();
+        assert!(
+            with("protocol = \"gopher\"")
+                .message
+                .starts_with("`protocol`: `gopher` is not a protocol")
+        );
+        assert!(
+            with("addresses = \"ipv5\"")
+                .message
+                .starts_with("`addresses`: `ipv5` is not an address family")
+        );
+        assert!(
+            with("connect_to = [\"blog\"]")
+                .message
+                .starts_with("`connect_to`: `blog` is not an IP address")
+        );
+        assert!(
+            with("connect_to = []")
+                .message
+                .contains("`connect_to` is empty")
+        );
+        assert!(
+            with("addresses = \"ipv4\"\nconnect_to = [\"::1\"]")
+                .message
+                .contains("no ipv4 address")
+        );
+        assert!(with("handshakes = 0").message.contains("between 1 and 20"));
+        assert_eq!(with("handshakes = 0").line, Some(5));
     }
 }

@@ -26,8 +26,11 @@ pub struct DiskCert {
     pub path: PathBuf,
     /// The first certificate in the file, the one a server presents as its own.
     pub leaf: Arc<CertSummary>,
-    /// The certificates after the leaf, in file order.
+    /// The certificates after the leaf, in file order; from the chain file when the
+    /// certificate file holds the leaf alone.
     pub chain: Vec<CertSummary>,
+    /// Where `chain` came from when not from `path` (certbot's `chain.pem` beside `cert.pem`).
+    pub chain_file: Option<PathBuf>,
     /// Oddities worth a look that do not stop the comparison.
     pub notes: Vec<String>,
 }
@@ -192,8 +195,43 @@ pub fn load(path: &Path) -> Result<DiskCert, DiskError> {
         path: path.to_owned(),
         leaf,
         chain: certs.collect(),
+        chain_file: None,
         notes,
     })
+}
+
+/// Reads the certificate file at `path` and, when it holds the leaf alone, the chain from
+/// `chain` or, without one, from `chain.pem` beside it (certbot's layout).
+///
+/// # Errors
+///
+/// A [`DiskError`] for the certificate file, or for an explicitly given chain file. A missing
+/// `chain.pem` beside the file is not an error: the chain is then unknown.
+pub fn load_with_chain(path: &Path, chain: Option<&Path>) -> Result<DiskCert, DiskError> {
+    let mut cert = load(path)?;
+    if !cert.chain.is_empty() {
+        return Ok(cert);
+    }
+    let (chain_path, explicit) = match chain {
+        Some(chain) => (chain.to_owned(), true),
+        None => match path.parent() {
+            Some(dir) if path.file_name() != Some(std::ffi::OsStr::new("chain.pem")) => {
+                (dir.join("chain.pem"), false)
+            }
+            _ => return Ok(cert),
+        },
+    };
+    match load(&chain_path) {
+        Ok(chain_cert) => {
+            cert.chain = std::iter::once(CertSummary::clone(&chain_cert.leaf))
+                .chain(chain_cert.chain)
+                .collect();
+            cert.chain_file = Some(chain_path);
+        }
+        Err(err) if explicit => return Err(err),
+        Err(_) => {}
+    }
+    Ok(cert)
 }
 
 /// Notes when a later block looks more like the leaf than the first one does.

@@ -1,11 +1,16 @@
-//! One site, end to end: read the file, resolve the host, probe every address, compare.
+//! One site, end to end: read its files, resolve its host, probe every address, compare.
 //!
 //! This is the pipeline both `check` and `serve` run; they differ only in what they do with
-//! the [`SiteReport`] (print it, or keep it for `/metrics`). Nothing here fails as a whole:
-//! a disk error, a resolver failure or a dead address each become a verdict, so one target's
+//! the [`SiteReport`] (print it, or keep it for `/metrics`). Nothing here fails as a whole: a
+//! disk error, a resolver failure or a dead address each become a verdict, so one target's
 //! failure never stops the others.
+//!
+//! A site yields one [`AddressReport`] per address and certificate: with `key_types`, each
+//! address is probed once per key type, and each answer is compared with that type's file.
+//! Each is probed `handshakes` times; different leaves on one address make it `mixed`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +19,13 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::cert::CertSummary;
-use crate::config::Site;
+use crate::cert::{CertSummary, Fingerprint};
+use crate::chain;
+use crate::config::{CertFiles, Site};
 use crate::disk::{self, DiskCert, DiskError};
-use crate::probe::{ProbeError, Prober, Served, Verification};
+use crate::finding::{Finding, FindingKind};
+use crate::key::{self, KeyCheck};
+use crate::probe::{KeyType, ProbeError, Prober, Served, Target, Timeouts, Verification};
 use crate::verdict::{self, Verdict};
 
 /// Everything learned about one site in one pass.
@@ -25,38 +33,77 @@ use crate::verdict::{self, Verdict};
 pub struct SiteReport {
     /// The site's name.
     pub site: String,
-    /// What the certificate file held.
-    pub disk: Result<DiskCert, DiskError>,
-    /// One entry per address probed; one entry named `host:port` when resolution failed.
+    /// What each certificate file held, in the order of the site's `certs`.
+    pub disks: Vec<DiskState>,
+    /// One entry per address and certificate; entries named `host:port` when resolution
+    /// failed.
     pub addresses: Vec<AddressReport>,
 }
 
-/// The verdict for one site on one address, with both sides' summaries.
+/// One certificate file as read in this pass.
+#[derive(Debug, Clone)]
+pub struct DiskState {
+    /// The key type it is for, on dual-certificate sites.
+    pub key_type: Option<KeyType>,
+    /// The configured file.
+    pub file: PathBuf,
+    /// What it held.
+    pub result: Result<DiskCert, DiskError>,
+    /// The key check, when `key` is set and the certificate could be read.
+    pub key_check: Option<KeyCheck>,
+}
+
+/// The verdict for one site on one address (and key type), with both sides' summaries.
 #[derive(Debug, Clone, Serialize)]
 pub struct AddressReport {
     /// The site's name.
     pub site: String,
     /// `IP:port` probed, or `host:port` when the host did not resolve.
     pub address: String,
+    /// The key type asked for, on dual-certificate sites.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<&'static str>,
     /// The SNI name sent, if any.
     pub sni: Option<String>,
+    /// What was spoken before TLS.
+    pub protocol: &'static str,
     /// The verdict.
     pub verdict: Verdict,
     /// Why, with serials and dates.
     pub reason: String,
     /// What to do about it.
     pub advice: &'static str,
-    /// What the server presented, when the probe succeeded.
+    /// Problems beside the verdict.
+    pub findings: Vec<Finding>,
+    /// What the server presented (the most frequent leaf), when a handshake succeeded.
     pub served: Option<ServedReport>,
+    /// Every distinct leaf seen on the address, when there was more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub served_leaves: Vec<LeafSeen>,
+    /// Handshakes made.
+    pub handshakes: u32,
+    /// Handshakes that failed.
+    pub handshakes_failed: u32,
     /// What the file holds, when it could be read.
     pub disk: Option<DiskReport>,
     /// The failure, for `probe_failed` and `disk_error`.
     pub error: Option<ErrorReport>,
-    /// When the probe finished.
+    /// When the probes finished.
     #[serde(with = "time::serde::rfc3339")]
     pub checked_at: OffsetDateTime,
-    /// How long the probe took, resolution included.
+    /// How long the probes of this address took, one after another.
     pub duration_seconds: f64,
+}
+
+impl AddressReport {
+    /// What tells this row apart among its site's rows: the address, plus the key type on
+    /// dual-certificate sites (`127.0.0.1:443#rsa`).
+    pub fn row_id(&self) -> String {
+        match self.key_type {
+            Some(key_type) => format!("{}#{key_type}", self.address),
+            None => self.address.clone(),
+        }
+    }
 }
 
 /// The served side of a report.
@@ -67,10 +114,39 @@ pub struct ServedReport {
     pub leaf: CertSummary,
     /// How many certificates the server presented, leaf included.
     pub chain_length: usize,
+    /// The presented certificates after the leaf, in order.
+    pub chain: Vec<ChainEntry>,
     /// Whether the chain verifies against the trust store, for the SNI name.
     pub verification: Verification,
     /// The negotiated protocol version.
     pub tls_version: &'static str,
+}
+
+/// A certificate of a chain, in brief.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainEntry {
+    /// Subject name.
+    pub subject: String,
+    /// Issuer name.
+    pub issuer: String,
+    /// SHA-256 fingerprint.
+    pub fingerprint_sha256: Fingerprint,
+    /// End of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+}
+
+/// One distinct leaf among an address's handshakes.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeafSeen {
+    /// Its fingerprint.
+    pub fingerprint_sha256: Fingerprint,
+    /// Its serial.
+    pub serial: String,
+    /// How many handshakes returned it.
+    pub count: u32,
+    /// What it would be compared alone with the file.
+    pub verdict: Verdict,
 }
 
 /// The disk side of a report.
@@ -81,8 +157,11 @@ pub struct DiskReport {
     /// The leaf's summary.
     #[serde(flatten)]
     pub leaf: Arc<CertSummary>,
-    /// How many certificates follow the leaf in the file.
+    /// How many chain certificates go with the leaf.
     pub chain_length: usize,
+    /// Where the chain was read from, when not from `file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_file: Option<String>,
     /// Oddities found while reading.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -97,25 +176,18 @@ pub struct ErrorReport {
     pub message: String,
 }
 
-/// Reads `site`'s file and probes every address of its host, each probe holding a permit
-/// of `permits` and finishing within `timeout`.
+/// Reads `site`'s files and probes every address of its host, each handshake holding a
+/// permit of `permits` and bounded by `timeouts`.
 pub async fn inspect_site(
     prober: &Prober,
     site: &Site,
-    timeout: Duration,
+    timeouts: &Timeouts,
     permits: &Semaphore,
 ) -> SiteReport {
-    let disk = disk::load(&site.cert);
-    let disk_report = disk.as_ref().ok().map(|cert| DiskReport {
-        file: cert.path.display().to_string(),
-        leaf: cert.leaf.clone(),
-        chain_length: cert.chain.len(),
-        notes: cert.notes.clone(),
-    });
-    let disk_leaf = disk.as_ref().map(|cert| &*cert.leaf);
+    let disks: Vec<DiskState> = site.certs.iter().map(read_disk).collect();
 
     let started = Instant::now();
-    let addresses = {
+    let resolved = if site.connect_to.is_empty() {
         // A permit for the lookup too: getaddrinfo runs on the blocking pool, and thousands
         // at once would queue there instead of here.
         let _permit = permits
@@ -123,67 +195,78 @@ pub async fn inspect_site(
             .await
             .expect("the semaphore is never closed");
         prober
-            .resolve(&site.host, site.port, started + timeout)
+            .resolve(
+                &site.host,
+                site.port,
+                site.addresses,
+                started + timeouts.total,
+            )
             .await
+    } else {
+        Ok(site
+            .connect_to
+            .iter()
+            .map(|&ip| SocketAddr::new(ip, site.port))
+            .filter(|address| site.addresses.admits(address))
+            .collect())
     };
-    let addresses = match addresses {
+    let addresses = match resolved {
         Ok(addresses) => addresses,
         Err(err) => {
-            let report = address_report(
-                site,
-                format!("{}:{}", bracketed(&site.host), site.port),
-                disk_leaf,
-                &disk_report,
-                Err(&err),
-                started.elapsed(),
-            );
+            let label = format!("{}:{}", bracketed(&site.host), site.port);
+            let reports = disks
+                .iter()
+                .map(|disk| {
+                    let observed = Observed {
+                        leaves: Vec::new(),
+                        failures: vec![err.clone()],
+                        took: started.elapsed(),
+                    };
+                    address_report(site, label.clone(), disk, observed)
+                })
+                .collect();
             return SiteReport {
                 site: site.name.clone(),
-                disk,
-                addresses: vec![report],
+                disks,
+                addresses: reports,
             };
         }
     };
 
     let server_name = site.server_name();
-    let probes = addresses.iter().map(|&address| {
+    let probes = addresses.iter().flat_map(|&address| {
         let server_name = &server_name;
-        async move {
-            let _permit = permits
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            let probe_started = Instant::now();
-            let served = prober
-                .probe(
+        site.certs
+            .iter()
+            .enumerate()
+            .map(move |(lane, files)| async move {
+                let target = Target {
                     address,
                     server_name,
-                    site.ca_file.as_deref(),
-                    probe_started + timeout,
+                    protocol: site.protocol,
+                    key_type: files.key_type,
+                    ca_file: site.ca_file.as_deref(),
+                };
+                (
+                    address,
+                    lane,
+                    observe(prober, &target, site.handshakes, timeouts, permits).await,
                 )
-                .await;
-            (address, served, probe_started.elapsed())
-        }
+            })
     });
     let results = futures_util::future::join_all(probes).await;
 
-    let addresses = results
+    let mut reports: Vec<AddressReport> = results
         .into_iter()
-        .map(|(address, served, took)| {
-            address_report(
-                site,
-                address_label(address),
-                disk_leaf,
-                &disk_report,
-                served.as_ref(),
-                took,
-            )
+        .map(|(address, lane, observed)| {
+            address_report(site, address_label(address), &disks[lane], observed)
         })
         .collect();
+    flag_addresses_that_differ(&mut reports);
     SiteReport {
         site: site.name.clone(),
-        disk,
-        addresses,
+        disks,
+        addresses: reports,
     }
 }
 
@@ -192,30 +275,176 @@ pub fn address_label(address: SocketAddr) -> String {
     address.to_string()
 }
 
-fn bracketed(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
+/// What `handshakes` probes of one address returned.
+struct Observed {
+    /// Each distinct leaf once, with the handshake that first returned it and a count.
+    leaves: Vec<(Served, u32)>,
+    failures: Vec<ProbeError>,
+    took: Duration,
+}
+
+async fn observe(
+    prober: &Prober,
+    target: &Target<'_>,
+    handshakes: u32,
+    timeouts: &Timeouts,
+    permits: &Semaphore,
+) -> Observed {
+    let started = Instant::now();
+    let mut observed = Observed {
+        leaves: Vec::new(),
+        failures: Vec::new(),
+        took: Duration::ZERO,
+    };
+    for _ in 0..handshakes {
+        let result = {
+            let _permit = permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            prober.probe(target, timeouts).await
+        };
+        match result {
+            Ok(served) => {
+                let fingerprint = served.leaf().fingerprint_sha256;
+                match observed
+                    .leaves
+                    .iter_mut()
+                    .find(|(seen, _)| seen.leaf().fingerprint_sha256 == fingerprint)
+                {
+                    Some((_, count)) => *count += 1,
+                    None => observed.leaves.push((served, 1)),
+                }
+            }
+            // A server that is down stays down for the next handshake: one failure is
+            // enough to report, and the rest would only wait out the same timeout again.
+            Err(err) if observed.leaves.is_empty() => {
+                observed.failures.push(err);
+                break;
+            }
+            Err(err) => observed.failures.push(err),
+        }
+    }
+    observed.took = started.elapsed();
+    observed
+}
+
+fn read_disk(files: &CertFiles) -> DiskState {
+    let result = disk::load_with_chain(&files.cert, files.chain.as_deref());
+    let key_check = match (&files.key, &result) {
+        (Some(key_path), Ok(cert)) => Some(key::check_key(key_path, &cert.leaf)),
+        _ => None,
+    };
+    DiskState {
+        key_type: files.key_type,
+        file: files.cert.clone(),
+        result,
+        key_check,
     }
 }
 
 fn address_report(
     site: &Site,
     address: String,
-    disk_leaf: Result<&CertSummary, &DiskError>,
-    disk_report: &Option<DiskReport>,
-    served: Result<&Served, &ProbeError>,
-    took: Duration,
+    disk: &DiskState,
+    observed: Observed,
 ) -> AddressReport {
     let now = OffsetDateTime::now_utc();
-    let assessment = verdict::assess(disk_leaf, served.map(Served::leaf), now);
-    let error = match (disk_leaf, served) {
-        (Err(err), _) => Some(ErrorReport {
+    let disk_leaf = disk.result.as_ref().map(|cert| &*cert.leaf);
+    let handshakes = (observed.leaves.iter().map(|(_, count)| count).sum::<u32>())
+        + observed.failures.len() as u32;
+
+    // The leaf most handshakes returned stands for the address; on a tie, the first seen.
+    let majority = observed
+        .leaves
+        .iter()
+        .enumerate()
+        .max_by_key(|(index, (_, count))| (*count, std::cmp::Reverse(*index)))
+        .map(|(_, (served, _))| served);
+
+    let mut assessment = match (majority, observed.failures.first()) {
+        (Some(served), _) => verdict::assess(disk_leaf, Ok(served.leaf()), now),
+        (None, Some(err)) => verdict::assess(disk_leaf, Err(err), now),
+        (None, None) => verdict::assess(disk_leaf, Err(&ProbeError::NoCertificate), now),
+    };
+    let mut served_leaves = Vec::new();
+    if observed.leaves.len() > 1 {
+        served_leaves = observed
+            .leaves
+            .iter()
+            .map(|(served, count)| LeafSeen {
+                fingerprint_sha256: served.leaf().fingerprint_sha256,
+                serial: served.leaf().serial.clone(),
+                count: *count,
+                verdict: verdict::assess(disk_leaf, Ok(served.leaf()), now).verdict,
+            })
+            .collect();
+        if let Ok(disk_leaf) = disk_leaf {
+            let seen: Vec<String> = served_leaves
+                .iter()
+                .map(|leaf| format!("serial {} {}x ({})", leaf.serial, leaf.count, leaf.verdict))
+                .collect();
+            assessment = verdict::Assessment {
+                verdict: Verdict::Mixed,
+                reason: format!(
+                    "{handshakes} handshakes returned {} different certificates: {}; the file has serial {}",
+                    served_leaves.len(),
+                    seen.join(", "),
+                    disk_leaf.serial
+                ),
+            };
+        }
+    }
+
+    let mut findings = Vec::new();
+    if let Some(served) = majority {
+        findings.extend(chain::served_chain_findings(&served.chain, now));
+        if let Ok(disk_cert) = &disk.result {
+            let chain_known = !disk_cert.chain.is_empty();
+            if chain_known && disk_cert.leaf.fingerprint_sha256 == served.leaf().fingerprint_sha256
+            {
+                findings.extend(chain::compare_chains(&served.chain, &disk_cert.chain));
+            }
+        }
+        if let Some(sni) = &site.sni
+            && !served.leaf().covers(sni)
+        {
+            findings.push(Finding::new(
+                FindingKind::NameNotCovered,
+                format!(
+                    "the served certificate covers {}, not {sni}",
+                    served.leaf().names().join(", ")
+                ),
+            ));
+        }
+        if !observed.failures.is_empty() {
+            findings.push(Finding::new(
+                FindingKind::HandshakesFailed,
+                format!(
+                    "{} of {handshakes} handshakes failed: {}",
+                    observed.failures.len(),
+                    observed.failures[0]
+                ),
+            ));
+        }
+    }
+    match &disk.key_check {
+        Some(KeyCheck::Mismatch) => findings.push(Finding::new(
+            FindingKind::KeyMismatch,
+            "the private key file does not belong to the certificate file",
+        )),
+        Some(KeyCheck::Unreadable(reason)) => {
+            findings.push(Finding::new(FindingKind::KeyUnreadable, reason.clone()))
+        }
+        Some(KeyCheck::Matches) | None => {}
+    }
+
+    let error = match (&disk.result, majority, observed.failures.first()) {
+        (Err(err), _, _) => Some(ErrorReport {
             kind: err.kind(),
             message: err.to_string(),
         }),
-        (_, Err(err)) => Some(ErrorReport {
+        (Ok(_), None, Some(err)) => Some(ErrorReport {
             kind: err.kind(),
             message: err.to_string(),
         }),
@@ -224,19 +453,109 @@ fn address_report(
     AddressReport {
         site: site.name.clone(),
         address,
+        key_type: disk.key_type.map(KeyType::as_str),
         sni: site.sni.clone(),
+        protocol: site.protocol.as_str(),
         verdict: assessment.verdict,
         reason: assessment.reason,
         advice: assessment.verdict.advice(),
-        served: served.ok().map(|served| ServedReport {
-            leaf: served.leaf().clone(),
-            chain_length: served.chain.len(),
-            verification: served.verification.clone(),
-            tls_version: served.tls_version,
+        findings,
+        served: majority.map(served_report),
+        served_leaves,
+        handshakes,
+        handshakes_failed: observed.failures.len() as u32,
+        disk: disk.result.as_ref().ok().map(|cert| DiskReport {
+            file: cert.path.display().to_string(),
+            leaf: cert.leaf.clone(),
+            chain_length: cert.chain.len(),
+            chain_file: cert
+                .chain_file
+                .as_ref()
+                .map(|path| path.display().to_string()),
+            notes: cert.notes.clone(),
         }),
-        disk: disk_report.clone(),
         error,
         checked_at: now,
-        duration_seconds: took.as_secs_f64(),
+        duration_seconds: observed.took.as_secs_f64(),
+    }
+}
+
+fn served_report(served: &Served) -> ServedReport {
+    ServedReport {
+        leaf: served.leaf().clone(),
+        chain_length: served.chain.len(),
+        chain: served
+            .chain
+            .iter()
+            .skip(1)
+            .map(|cert| ChainEntry {
+                subject: cert.subject.clone(),
+                issuer: cert.issuer.clone(),
+                fingerprint_sha256: cert.fingerprint_sha256,
+                not_after: cert.not_after,
+            })
+            .collect(),
+        verification: served.verification.clone(),
+        tls_version: served.tls_version,
+    }
+}
+
+/// Adds `addresses_differ` to every address of a key type whose addresses serve different
+/// leaves: one node of three not reloaded, or the IPv6 listener answered by another vhost.
+fn flag_addresses_that_differ(reports: &mut [AddressReport]) {
+    let key_types: Vec<Option<&'static str>> =
+        reports.iter().map(|report| report.key_type).collect();
+    for key_type in key_types {
+        let group: Vec<usize> = (0..reports.len())
+            .filter(|&i| reports[i].key_type == key_type)
+            .collect();
+        let mut leaves: Vec<(Fingerprint, String, Vec<String>)> = Vec::new();
+        for &i in &group {
+            let Some(served) = &reports[i].served else {
+                continue;
+            };
+            let fingerprint = served.leaf.fingerprint_sha256;
+            match leaves.iter_mut().find(|(seen, _, _)| *seen == fingerprint) {
+                Some((_, _, addresses)) => addresses.push(reports[i].address.clone()),
+                None => leaves.push((
+                    fingerprint,
+                    served.leaf.serial.clone(),
+                    vec![reports[i].address.clone()],
+                )),
+            }
+        }
+        if leaves.len() < 2 {
+            continue;
+        }
+        let detail: Vec<String> = leaves
+            .iter()
+            .map(|(_, serial, addresses)| {
+                format!(
+                    "{} serve{} serial {serial}",
+                    addresses.join(", "),
+                    if addresses.len() == 1 { "s" } else { "" }
+                )
+            })
+            .collect();
+        let detail = detail.join("; ");
+        for &i in &group {
+            if !reports[i]
+                .findings
+                .iter()
+                .any(|finding| finding.kind == FindingKind::AddressesDiffer)
+            {
+                reports[i]
+                    .findings
+                    .push(Finding::new(FindingKind::AddressesDiffer, detail.clone()));
+            }
+        }
+    }
+}
+
+fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
     }
 }

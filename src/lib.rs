@@ -7,16 +7,17 @@
 //! The pipeline, one module per step:
 //!
 //! ```text
-//!  config ──► disk (pem, cert) ──┐
-//!         └─► probe (verify) ────┴─► verdict ─► inspect ─► report (check)
-//!                                                      └─► state ─► metrics (serve)
+//!  config ──► disk (pem, cert, key) ──────┐
+//!         └─► probe (starttls, verify) ───┴─► verdict, chain ─► inspect ─► report (check)
+//!                                                                      └─► state ─► metrics (serve)
 //! ```
 //!
 //! - [`config`]: the TOML file or the command line's ad-hoc site, validated.
 //! - [`disk`]: the certificate file, read tolerantly ([`pem`]) and summarized ([`cert`]).
 //! - [`probe`]: resolve, connect, handshake with SNI, take the presented chain whatever its
 //!   validity; verify it against the trust store separately.
-//! - [`verdict`]: the comparison, with "now" as an input.
+//! - [`verdict`]: the comparison, with "now" as an input; [`chain`], [`key`]: the
+//!   [`finding`]s reported beside it (chain order and links, name coverage, key match).
 //! - [`inspect`]: one site end to end, for both `check` and `serve`.
 //! - [`report`], [`check`]: the one-shot run. [`state`], [`metrics`], [`serve`]: the daemon.
 //! - [`demo`]: a throw-away CA, a certbot layout and a local TLS server, for the demo and the
@@ -25,12 +26,15 @@
 //! certdrift does not check revocation, stapled OCSP or Certificate Transparency.
 
 pub mod cert;
+pub mod chain;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod disk;
+pub mod finding;
 pub mod inspect;
+pub mod key;
 pub mod metrics;
 pub mod pem;
 pub mod probe;

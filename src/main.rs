@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use certdrift::check::{self, Outcome};
 use certdrift::cli::{CheckArgs, Cli, Command, Format, LogFormat, ServeArgs};
-use certdrift::config::Config;
+use certdrift::config::{AdHoc, Config};
 use certdrift::probe::Prober;
 use certdrift::{demo, report, serve};
 
@@ -48,13 +48,15 @@ fn main() -> ExitCode {
 async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let config = match (&args.config, &args.site.host, &args.site.cert) {
         (Some(path), _, _) => Config::load(path)?,
-        (None, Some(host), Some(cert)) => Config::ad_hoc(
+        (None, Some(host), Some(cert)) => Config::ad_hoc(AdHoc {
             host,
-            args.site.port,
-            args.site.sni.as_deref(),
+            port: args.site.port,
+            sni: args.site.sni.as_deref(),
+            protocol: args.site.protocol,
             cert,
-            args.site.ca_file.as_deref(),
-        )?,
+            key: args.site.key.as_deref(),
+            ca_file: args.site.ca_file.as_deref(),
+        })?,
         _ => anyhow::bail!(
             "nothing to check: pass --config FILE, or --host HOST --cert FILE for one site \
              (or run `certdrift demo` to see what certdrift does)"

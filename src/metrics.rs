@@ -67,7 +67,7 @@ struct StoreCollector {
 const FAMILIES: &[(&str, &str, &[&str])] = &[
     (
         VERDICT,
-        "1 for the site's current verdict on the address, 0 for every other verdict.",
+        "1 for the site's current verdict on the address (and key type), 0 for every other verdict.",
         &["site", "address", "verdict"],
     ),
     (
@@ -140,6 +140,11 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         &["site", "address"],
     ),
     (
+        FINDING,
+        "1 while the finding is present on the address; absent otherwise.",
+        &["site", "address", "finding"],
+    ),
+    (
         DISK_READ_SUCCESS,
         "1 if the site's certificate file was read and parsed, else 0.",
         &["site", "file"],
@@ -159,6 +164,7 @@ const PROBE_DURATION: &str = "certdrift_probe_duration_seconds";
 const LAST_PROBE: &str = "certdrift_last_probe_timestamp_seconds";
 const SERVED_VERIFIED: &str = "certdrift_served_cert_verified";
 const DISK_READ_SUCCESS: &str = "certdrift_disk_read_success";
+const FINDING: &str = "certdrift_finding";
 
 impl StoreCollector {
     fn new(store: Arc<Store>) -> Self {
@@ -210,40 +216,43 @@ impl Collector for StoreCollector {
                 };
                 let site = entry.name.as_str();
 
-                match &report.disk {
-                    Ok(disk) => {
-                        let file = disk.path.to_string_lossy();
-                        add(DISK_READ_SUCCESS, &[("site", site), ("file", &file)], 1.0);
-                        add_cert(
-                            &mut add,
-                            DISK_NOT_AFTER,
-                            DISK_NOT_BEFORE,
-                            DISK_INFO,
-                            ("file", &file),
-                            site,
-                            &disk.leaf,
-                        );
-                    }
-                    Err(err) => {
-                        let file = err.path().to_string_lossy();
-                        add(DISK_READ_SUCCESS, &[("site", site), ("file", &file)], 0.0);
+                for disk in &report.disks {
+                    let file = disk.file.to_string_lossy();
+                    let at = [("site", site), ("file", &*file)];
+                    match &disk.result {
+                        Ok(cert) => {
+                            add(DISK_READ_SUCCESS, &at, 1.0);
+                            add_cert(
+                                &mut add,
+                                DISK_NOT_AFTER,
+                                DISK_NOT_BEFORE,
+                                DISK_INFO,
+                                &at,
+                                &cert.leaf,
+                            );
+                        }
+                        Err(_) => add(DISK_READ_SUCCESS, &at, 0.0),
                     }
                 }
 
                 for row in &report.addresses {
-                    let address = row.address.as_str();
-                    let at = [("site", site), ("address", address)];
+                    // Dual-certificate sites carry `key_type`; others leave it out, which
+                    // PromQL treats as an empty value.
+                    let mut at = vec![("site", site), ("address", row.address.as_str())];
+                    if let Some(key_type) = row.key_type {
+                        at.push(("key_type", key_type));
+                    }
+                    let with = |extra: (&'static str, &'static str)| {
+                        let mut labels = at.clone();
+                        labels.push(extra);
+                        labels
+                    };
                     for verdict in Verdict::ALL {
                         let value = if verdict == row.verdict { 1.0 } else { 0.0 };
-                        add(
-                            VERDICT,
-                            &[
-                                ("site", site),
-                                ("address", address),
-                                ("verdict", verdict.as_str()),
-                            ],
-                            value,
-                        );
+                        add(VERDICT, &with(("verdict", verdict.as_str())), value);
+                    }
+                    for finding in &row.findings {
+                        add(FINDING, &with(("finding", finding.kind.as_str())), 1.0);
                     }
                     let served = row.served.as_ref();
                     add(PROBE_SUCCESS, &at, if served.is_some() { 1.0 } else { 0.0 });
@@ -261,12 +270,11 @@ impl Collector for StoreCollector {
                             SERVED_NOT_AFTER,
                             SERVED_NOT_BEFORE,
                             SERVED_INFO,
-                            ("address", address),
-                            site,
+                            &at,
                             &served.leaf,
                         );
                     }
-                    if let Some((_, since)) = entry.drift_since.get(address) {
+                    if let Some((_, since)) = entry.drift_since.get(&row.row_id()) {
                         add(DRIFT_SINCE, &at, since.unix_timestamp() as f64);
                     }
                 }
@@ -277,31 +285,27 @@ impl Collector for StoreCollector {
     }
 }
 
+/// The expiry, start and identity series of `cert`, labelled with `at` (site and file, or
+/// site and address).
 fn add_cert(
     add: &mut impl FnMut(&str, &[(&str, &str)], f64),
     not_after: &str,
     not_before: &str,
     info: &str,
-    place: (&str, &str),
-    site: &str,
+    at: &[(&str, &str)],
     cert: &CertSummary,
 ) {
-    let at = [("site", site), place];
-    add(not_after, &at, cert.not_after.unix_timestamp() as f64);
-    add(not_before, &at, cert.not_before.unix_timestamp() as f64);
+    add(not_after, at, cert.not_after.unix_timestamp() as f64);
+    add(not_before, at, cert.not_before.unix_timestamp() as f64);
     let fingerprint = cert.fingerprint_sha256.to_string();
-    add(
-        info,
-        &[
-            ("site", site),
-            place,
-            ("serial", &cert.serial),
-            ("fingerprint_sha256", &fingerprint),
-            ("subject", &cert.subject),
-            ("issuer", &cert.issuer),
-        ],
-        1.0,
-    );
+    let mut labels = at.to_vec();
+    labels.extend([
+        ("serial", cert.serial.as_str()),
+        ("fingerprint_sha256", fingerprint.as_str()),
+        ("subject", cert.subject.as_str()),
+        ("issuer", cert.issuer.as_str()),
+    ]);
+    add(info, &labels, 1.0);
 }
 
 fn sample(labels: &[(&str, &str)], value: f64) -> Metric {

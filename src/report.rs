@@ -20,19 +20,33 @@ pub const JSON_VERSION: u32 = 1;
 /// Renders the human table, with details for every row that needs attention.
 pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
     let rows: Vec<&AddressReport> = sites.iter().flat_map(|site| &site.addresses).collect();
-    let mut table = vec![[
+    let mut table: Vec<[String; COLUMNS]> = vec![[
         "SITE".to_owned(),
         "ADDRESS".to_owned(),
         "VERDICT".to_owned(),
+        "FINDINGS".to_owned(),
         "SERVED".to_owned(),
         "DISK".to_owned(),
         "ACTION".to_owned(),
     ]];
     for row in &rows {
+        let findings: Vec<&str> = row
+            .findings
+            .iter()
+            .map(|finding| finding.kind.as_str())
+            .collect();
         table.push([
             row.site.clone(),
-            row.address.clone(),
+            match row.key_type {
+                Some(key_type) => format!("{} {key_type}", row.address),
+                None => row.address.clone(),
+            },
             row.verdict.to_string(),
+            if findings.is_empty() {
+                "-".to_owned()
+            } else {
+                findings.join(",")
+            },
             row.served
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |served| cert_cell(&served.leaf, now)),
@@ -44,7 +58,7 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
     }
 
     let mut out = String::new();
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..COLUMNS)
         .map(|col| {
             table
                 .iter()
@@ -123,6 +137,7 @@ pub fn action(verdict: Verdict) -> &'static str {
         Verdict::ReloadNeeded => "reload the server",
         Verdict::DiskOlder => "do not reload; see below",
         Verdict::Unrelated => "check host, port and SNI",
+        Verdict::Mixed => "restart; see below",
         Verdict::ProbeFailed => "check the server is reachable",
         Verdict::DiskError => "fix the file or path",
     }
@@ -147,6 +162,7 @@ fn summary_line(sites: &[SiteReport], addresses: usize) -> String {
 
 fn needs_detail(row: &AddressReport) -> bool {
     row.verdict != Verdict::InSync
+        || !row.findings.is_empty()
         || row
             .served
             .as_ref()
@@ -171,3 +187,4 @@ fn cert_cell(cert: &CertSummary, now: OffsetDateTime) -> String {
 }
 
 const SERIAL_WIDTH: usize = 12;
+const COLUMNS: usize = 7;

@@ -215,7 +215,7 @@ async fn site_loop(
         }
 
         let report = tokio::select! {
-            report = inspect::inspect_site(&prober, site, config.timeout, &permits) => report,
+            report = inspect::inspect_site(&prober, site, &config.timeouts, &permits) => report,
             _ = stop.changed() => return,
         };
         log_report(&report);

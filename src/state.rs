@@ -25,7 +25,8 @@ pub struct SiteEntry {
     pub name: String,
     /// The latest report; `None` until the first probe finishes.
     pub report: Option<SiteReport>,
-    /// Per address, the drift verdict in force and when it was first seen.
+    /// Per row (address, plus key type on dual-certificate sites), the drift verdict in
+    /// force and when it was first seen.
     pub drift_since: HashMap<String, (Verdict, OffsetDateTime)>,
 }
 
@@ -74,30 +75,30 @@ impl Store {
             return Vec::new();
         };
 
-        let before: HashMap<&str, Verdict> = entry
+        let before: HashMap<String, Verdict> = entry
             .report
             .iter()
             .flat_map(|report| &report.addresses)
-            .map(|row| (row.address.as_str(), row.verdict))
+            .map(|row| (row.row_id(), row.verdict))
             .collect();
         let changes = report
             .addresses
             .iter()
-            .filter(|row| before.get(row.address.as_str()) != Some(&row.verdict))
+            .filter(|row| before.get(&row.row_id()) != Some(&row.verdict))
             .map(|row| VerdictChange {
-                address: row.address.clone(),
-                before: before.get(row.address.as_str()).copied(),
+                address: row.row_id(),
+                before: before.get(&row.row_id()).copied(),
                 after: row.verdict,
             })
             .collect();
 
         let mut drift_since = HashMap::new();
         for row in report.addresses.iter().filter(|row| row.verdict.is_drift()) {
-            let since = match entry.drift_since.get(&row.address) {
+            let since = match entry.drift_since.get(&row.row_id()) {
                 Some(&(verdict, since)) if verdict == row.verdict => since,
                 _ => now,
             };
-            drift_since.insert(row.address.clone(), (row.verdict, since));
+            drift_since.insert(row.row_id(), (row.verdict, since));
         }
         entry.drift_since = drift_since;
         entry.report = Some(report);

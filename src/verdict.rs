@@ -31,6 +31,9 @@ pub enum Verdict {
     /// The served certificate covers none of the disk certificate's names: another server,
     /// vhost or proxy answers.
     Unrelated,
+    /// Handshakes to the same address returned different leaves: a stale worker or a second
+    /// process on the port.
+    Mixed,
     /// The address could not be probed.
     ProbeFailed,
     /// The certificate file could not be read.
@@ -39,11 +42,12 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in the order of the `certdrift_verdict` series.
-    pub const ALL: [Verdict; 6] = [
+    pub const ALL: [Verdict; 7] = [
         Verdict::InSync,
         Verdict::ReloadNeeded,
         Verdict::DiskOlder,
         Verdict::Unrelated,
+        Verdict::Mixed,
         Verdict::ProbeFailed,
         Verdict::DiskError,
     ];
@@ -55,15 +59,19 @@ impl Verdict {
             Self::ReloadNeeded => "reload_needed",
             Self::DiskOlder => "disk_older",
             Self::Unrelated => "unrelated",
+            Self::Mixed => "mixed",
             Self::ProbeFailed => "probe_failed",
             Self::DiskError => "disk_error",
         }
     }
 
-    /// Whether the two sides disagree: true for `reload_needed`, `disk_older` and
-    /// `unrelated`; false for `in_sync` and for the verdicts that could not compare.
+    /// Whether the two sides disagree: true for `reload_needed`, `disk_older`, `unrelated`
+    /// and `mixed`; false for `in_sync` and for the verdicts that could not compare.
     pub fn is_drift(self) -> bool {
-        matches!(self, Self::ReloadNeeded | Self::DiskOlder | Self::Unrelated)
+        matches!(
+            self,
+            Self::ReloadNeeded | Self::DiskOlder | Self::Unrelated | Self::Mixed
+        )
     }
 
     /// Whether the site could not be checked: `probe_failed` or `disk_error`.
@@ -87,6 +95,11 @@ impl Verdict {
             Self::Unrelated => {
                 "check that host, port and SNI reach the server that uses this file: a default vhost, a \
                  proxy or CDN in front, or another machine answers"
+            }
+            Self::Mixed => {
+                "one port, several certificates: a process was not replaced by the last reload (an old \
+                 worker, a second instance bound with SO_REUSEPORT, another node behind the address); \
+                 restart the service and check what listens on the port"
             }
             Self::ProbeFailed => {
                 "check that the server is up and reachable on this address and port"
@@ -465,14 +478,13 @@ mod tests {
             Verdict::ALL.iter().map(|v| v.as_str()).collect();
         assert_eq!(names.len(), Verdict::ALL.len());
         let drift: Vec<Verdict> = Verdict::ALL.into_iter().filter(|v| v.is_drift()).collect();
-        assert_eq!(
-            drift,
-            [
-                Verdict::ReloadNeeded,
-                Verdict::DiskOlder,
-                Verdict::Unrelated
-            ]
-        );
+        let expected = [
+            Verdict::ReloadNeeded,
+            Verdict::DiskOlder,
+            Verdict::Unrelated,
+            Verdict::Mixed,
+        ];
+        assert_eq!(drift, expected);
         let failures: Vec<Verdict> = Verdict::ALL
             .into_iter()
             .filter(|v| v.is_failure())

@@ -18,7 +18,7 @@ use crate::cert::CertSummary;
 
 /// The key algorithm of a leaf certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeyType {
+pub enum KeyAlgorithm {
     /// ECDSA on P-256 with SHA-256, what ACME clients make by default.
     #[default]
     EcdsaP256,
@@ -33,7 +33,7 @@ pub struct LeafSpec {
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     serial: Option<Vec<u8>>,
-    key_type: KeyType,
+    key_algorithm: KeyAlgorithm,
     key_pem: Option<String>,
 }
 
@@ -50,7 +50,7 @@ impl LeafSpec {
             not_before,
             not_after: not_before + Duration::days(90),
             serial: None,
-            key_type: KeyType::default(),
+            key_algorithm: KeyAlgorithm::default(),
             key_pem: None,
         }
     }
@@ -69,8 +69,8 @@ impl LeafSpec {
     }
 
     /// Sets the key algorithm of a freshly made key. Ignored with [`LeafSpec::reuse_key`].
-    pub fn key_type(mut self, key_type: KeyType) -> Self {
-        self.key_type = key_type;
+    pub fn key_algorithm(mut self, algorithm: KeyAlgorithm) -> Self {
+        self.key_algorithm = algorithm;
         self
     }
 
@@ -130,7 +130,8 @@ pub struct TestCa {
 }
 
 struct Inner {
-    root: CertifiedIssuer<'static, KeyPair>,
+    name: String,
+    root: Arc<CertifiedIssuer<'static, KeyPair>>,
     intermediate: CertifiedIssuer<'static, KeyPair>,
 }
 
@@ -141,15 +142,59 @@ impl TestCa {
     pub fn new(name: &str) -> Self {
         let root = CertifiedIssuer::self_signed(
             ca_params(&format!("{name} Root")),
-            new_key(KeyType::EcdsaP256),
+            new_key(KeyAlgorithm::EcdsaP256),
         )
         .expect("rcgen signs a root");
         let intermediate =
-            CertifiedIssuer::signed_by(ca_params(name), new_key(KeyType::EcdsaP256), &root)
+            CertifiedIssuer::signed_by(ca_params(name), new_key(KeyAlgorithm::EcdsaP256), &root)
                 .expect("rcgen signs an intermediate");
         Self {
-            inner: Arc::new(Inner { root, intermediate }),
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                root: Arc::new(root),
+                intermediate,
+            }),
         }
+    }
+
+    /// The same root with a new intermediate of the same name but a new key, as a CA's key
+    /// rotation makes. Leaves it issues link to the old intermediate by name only.
+    pub fn rotate_intermediate(&self) -> Self {
+        let intermediate = CertifiedIssuer::signed_by(
+            ca_params(&self.inner.name),
+            new_key(KeyAlgorithm::EcdsaP256),
+            &*self.inner.root,
+        )
+        .expect("rcgen signs an intermediate");
+        Self {
+            inner: Arc::new(Inner {
+                name: self.inner.name.clone(),
+                root: self.inner.root.clone(),
+                intermediate,
+            }),
+        }
+    }
+
+    /// This CA's root, cross-signed by `other`'s root for the given period, in PEM: the kind
+    /// of certificate that keeps old clients working and later expires in served chains.
+    pub fn cross_signed_root(
+        &self,
+        other: &TestCa,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> String {
+        let mut params = ca_params(&format!("{} Root", self.inner.name));
+        params.not_before = not_before;
+        params.not_after = not_after;
+        params
+            .signed_by(self.inner.root.key(), &*other.inner.root)
+            .expect("rcgen cross-signs a root")
+            .pem()
+    }
+
+    /// The intermediate in PEM.
+    pub fn intermediate_pem(&self) -> String {
+        self.inner.intermediate.pem()
     }
 
     /// Issues a leaf as `spec` says.
@@ -170,7 +215,7 @@ impl TestCa {
 
         let key = match &spec.key_pem {
             Some(pem) => KeyPair::from_pem(pem).expect("a reused key is a PEM key rcgen made"),
-            None => new_key(spec.key_type),
+            None => new_key(spec.key_algorithm),
         };
         let cert = params
             .signed_by(&key, &self.inner.intermediate)
@@ -212,10 +257,10 @@ fn ca_params(common_name: &str) -> CertificateParams {
     params
 }
 
-fn new_key(key_type: KeyType) -> KeyPair {
-    let made = match key_type {
-        KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
-        KeyType::Rsa2048 => {
+fn new_key(algorithm: KeyAlgorithm) -> KeyPair {
+    let made = match algorithm {
+        KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        KeyAlgorithm::Rsa2048 => {
             KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
         }
     };

@@ -19,7 +19,7 @@ use anyhow::Context;
 use time::{Duration, OffsetDateTime};
 
 use crate::check;
-use crate::config::Config;
+use crate::config::{AdHoc, Config};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::report;
@@ -69,13 +69,13 @@ pub async fn run(out: &mut dyn Write) -> anyhow::Result<bool> {
         .context("cannot start the demo's local TLS server")?;
     let address = server.local_addr();
     let fullchain = lineage.live_path("fullchain");
-    let config = Config::ad_hoc(
-        &address.ip().to_string(),
-        address.port(),
-        Some(DEMO_NAME),
-        &fullchain,
-        Some(&ca_file),
-    )?;
+    let ip = address.ip().to_string();
+    let config = Config::ad_hoc(AdHoc {
+        port: Some(address.port()),
+        sni: Some(DEMO_NAME),
+        ca_file: Some(&ca_file),
+        ..AdHoc::new(&ip, &fullchain)
+    })?;
     let prober = Prober::new(config.ca_files()).map_err(anyhow::Error::msg)?;
 
     writeln!(

@@ -7,9 +7,15 @@
 //! [`verify::AcceptAnyChain`]); whether it is trusted is checked afterwards and reported beside
 //! the result.
 //!
+//! Protocols that speak before TLS (SMTP, IMAP, LDAP, PostgreSQL, ...) get their dialogue
+//! between connect and handshake ([`starttls`]). Each phase has its own timeout inside the
+//! probe's deadline, and what a server may send is capped, so a hostile or broken server
+//! costs one probe slot for at most the deadline.
+//!
 //! Failures are values ([`ProbeError`]), never panics: one address failing never stops the
 //! others. The comparison with the disk is [`crate::verdict`]'s job.
 
+pub mod starttls;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -29,6 +35,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsConnector;
 
 use crate::cert::CertSummary;
+pub use starttls::Protocol;
 pub use verify::{ChainVerifier, Verification};
 
 /// What a server presented on one address.
@@ -82,6 +89,30 @@ pub enum ProbeError {
     /// signature).
     #[error("the TLS handshake failed: {0}")]
     Tls(String),
+    /// The server does not offer TLS on this protocol, or refused to start it.
+    #[error("the server does not start TLS over {protocol}: it {detail}")]
+    StartTlsRefused {
+        /// The protocol's config name.
+        protocol: &'static str,
+        /// What the server said.
+        detail: String,
+    },
+    /// The plaintext dialogue before TLS broke the protocol or a bound.
+    #[error("the {protocol} dialogue before TLS failed: {detail}")]
+    Preamble {
+        /// The protocol's config name.
+        protocol: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The server presented more certificates than any real chain has.
+    #[error("the server presented {count} certificates, more than the {limit} a chain may have")]
+    OversizedChain {
+        /// How many it presented.
+        count: usize,
+        /// The cap.
+        limit: usize,
+    },
     /// The server closed the connection before the handshake finished.
     #[error("the server closed the connection during the TLS handshake")]
     Closed,
@@ -108,6 +139,9 @@ impl ProbeError {
             Self::Connect(_) => "connect",
             Self::TlsAlert(_) => "tls_alert",
             Self::Tls(_) => "tls",
+            Self::StartTlsRefused { .. } => "starttls_refused",
+            Self::Preamble { .. } => "preamble",
+            Self::OversizedChain { .. } => "oversized_chain",
             Self::Closed => "closed",
             Self::NoCertificate => "no_certificate",
             Self::BadCertificate { .. } => "bad_certificate",
@@ -122,6 +156,8 @@ pub enum Phase {
     Resolve,
     /// TCP connect.
     Connect,
+    /// The plaintext dialogue before TLS (STARTTLS and the like).
+    Preamble,
     /// The TLS handshake.
     Handshake,
 }
@@ -131,16 +167,145 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Self::Resolve => "name resolution",
             Self::Connect => "TCP connect",
+            Self::Preamble => "the dialogue before TLS",
             Self::Handshake => "the TLS handshake",
         })
     }
 }
 
-/// Runs probes. Build one and share it: it holds the TLS client configuration and the trust
+/// The signature algorithm family a handshake offers, to pick one certificate of a server
+/// that holds several (nginx and apache select by what the client offers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyType {
+    /// Offer only ECDSA signature schemes and ECDHE_ECDSA suites.
+    Ecdsa,
+    /// Offer only RSA signature schemes and ECDHE_RSA suites.
+    Rsa,
+}
+
+impl KeyType {
+    /// The config and label name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ecdsa => "ecdsa",
+            Self::Rsa => "rsa",
+        }
+    }
+}
+
+impl std::str::FromStr for KeyType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "ecdsa" => Ok(Self::Ecdsa),
+            "rsa" => Ok(Self::Rsa),
+            _ => Err(format!(
+                "`{text}` is not a key type; use \"ecdsa\" or \"rsa\""
+            )),
+        }
+    }
+}
+
+/// Time limits of one probe. Each phase ends at its own limit or at the probe's whole
+/// deadline, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The whole probe: connect, dialogue and handshake.
+    pub total: Duration,
+    /// TCP connect.
+    pub connect: Duration,
+    /// The plaintext dialogue before TLS.
+    pub preamble: Duration,
+    /// The TLS handshake.
+    pub handshake: Duration,
+}
+
+impl Timeouts {
+    /// Every phase limited by `total` only.
+    pub fn uniform(total: Duration) -> Self {
+        Self {
+            total,
+            connect: total,
+            preamble: total,
+            handshake: total,
+        }
+    }
+}
+
+/// One handshake to make.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Where to connect.
+    pub address: SocketAddr,
+    /// SNI to send (none for an IP address) and the name to verify the chain for.
+    pub server_name: &'a ServerName<'static>,
+    /// What to speak before TLS.
+    pub protocol: Protocol,
+    /// Which certificate family to ask for; `None` offers everything.
+    pub key_type: Option<KeyType>,
+    /// Trust anchors instead of the system store.
+    pub ca_file: Option<&'a Path>,
+}
+
+/// Which addresses of a host to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressFamily {
+    /// IPv4 and IPv6.
+    #[default]
+    All,
+    /// A records only.
+    Ipv4,
+    /// AAAA records only.
+    Ipv6,
+}
+
+impl AddressFamily {
+    /// Whether `address` belongs to the family.
+    pub fn admits(self, address: &SocketAddr) -> bool {
+        match self {
+            Self::All => true,
+            Self::Ipv4 => address.is_ipv4(),
+            Self::Ipv6 => address.is_ipv6(),
+        }
+    }
+
+    /// The config name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Ipv4 => "ipv4",
+            Self::Ipv6 => "ipv6",
+        }
+    }
+}
+
+impl std::str::FromStr for AddressFamily {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "all" => Ok(Self::All),
+            "ipv4" => Ok(Self::Ipv4),
+            "ipv6" => Ok(Self::Ipv6),
+            _ => Err(format!(
+                "`{text}` is not an address family; use \"all\", \"ipv4\" or \"ipv6\""
+            )),
+        }
+    }
+}
+
+/// The most certificates a served chain may hold. Real chains have two to four; a few more
+/// allow cross-signs. More is a misconfiguration or an attack on the prober's memory.
+pub const MAX_CHAIN_CERTS: usize = 10;
+
+/// Runs probes. Build one and share it: it holds the TLS client configurations and the trust
 /// stores, which are costly to build.
 #[derive(Clone)]
 pub struct Prober {
-    connector: TlsConnector,
+    any_key: TlsConnector,
+    ecdsa_only: TlsConnector,
+    rsa_only: TlsConnector,
     system_roots: ChainVerifier,
     ca_files: HashMap<PathBuf, ChainVerifier>,
 }
@@ -154,16 +319,6 @@ impl Prober {
     /// A message naming the CA file that cannot be read or holds no certificate.
     pub fn new<'a>(ca_files: impl IntoIterator<Item = &'a Path>) -> Result<Self, String> {
         let provider = crypto_provider();
-        let mut config = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|err| format!("cannot configure TLS: {err}"))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verify::AcceptAnyChain::new(
-                provider.clone(),
-            )))
-            .with_no_client_auth();
-        config.resumption = Resumption::disabled();
-
         let mut verifiers = HashMap::new();
         for path in ca_files {
             if !verifiers.contains_key(path) {
@@ -174,25 +329,29 @@ impl Prober {
             }
         }
         Ok(Self {
-            connector: TlsConnector::from(Arc::new(config)),
+            any_key: connector(&provider, None)?,
+            ecdsa_only: connector(&provider, Some(KeyType::Ecdsa))?,
+            rsa_only: connector(&provider, Some(KeyType::Rsa))?,
             system_roots: ChainVerifier::system(provider),
             ca_files: verifiers,
         })
     }
 
-    /// Resolves `host` to every address it has, in the resolver's order without repeats.
+    /// Resolves `host` to the addresses of `family`, in the resolver's order without
+    /// repeats.
     ///
     /// An IP address is returned as is. Names go through the system resolver
     /// (`getaddrinfo`), so `/etc/hosts` and nsswitch apply as they do for the servers.
     ///
     /// # Errors
     ///
-    /// [`ProbeError::Dns`] when the name does not resolve, [`ProbeError::Timeout`] when the
-    /// resolver does not answer before `deadline`.
+    /// [`ProbeError::Dns`] when the name does not resolve or has no address of `family`,
+    /// [`ProbeError::Timeout`] when the resolver does not answer before `deadline`.
     pub async fn resolve(
         &self,
         host: &str,
         port: u16,
+        family: AddressFamily,
         deadline: Instant,
     ) -> Result<Vec<SocketAddr>, ProbeError> {
         if let Ok(ip) = host.parse::<IpAddr>() {
@@ -210,7 +369,7 @@ impl Prober {
                 detail: err.to_string(),
             })?;
         let mut addresses: Vec<SocketAddr> = Vec::new();
-        for address in found {
+        for address in found.filter(|address| family.admits(address)) {
             if !addresses.contains(&address) {
                 addresses.push(address);
             }
@@ -218,47 +377,80 @@ impl Prober {
         if addresses.is_empty() {
             return Err(ProbeError::Dns {
                 host: host.to_owned(),
-                detail: "no addresses".to_owned(),
+                detail: match family {
+                    AddressFamily::All => "no addresses".to_owned(),
+                    other => format!("no {} addresses", other.as_str()),
+                },
             });
         }
         Ok(addresses)
     }
 
-    /// Connects to `address`, handshakes with `server_name` as SNI (none for an IP address),
-    /// and returns the presented chain with its verification against `ca_file` (or the
-    /// system store).
+    /// Connects to the target, speaks its protocol's preamble, handshakes, and returns the
+    /// presented chain with its verification.
     ///
     /// # Errors
     ///
     /// A [`ProbeError`] saying which step failed and how.
     pub async fn probe(
         &self,
-        address: SocketAddr,
-        server_name: &ServerName<'static>,
-        ca_file: Option<&Path>,
-        deadline: Instant,
+        target: &Target<'_>,
+        timeouts: &Timeouts,
     ) -> Result<Served, ProbeError> {
         let started = Instant::now();
+        let deadline = started + timeouts.total;
+        let phase_end = |limit: Duration| (Instant::now() + limit).min(deadline);
         let timed_out = |phase| ProbeError::Timeout {
             phase,
             after: started.elapsed(),
         };
 
-        let tcp = timeout_at(deadline, TcpStream::connect(address))
-            .await
-            .map_err(|_| timed_out(Phase::Connect))?
-            .map_err(connect_error)?;
+        let mut tcp = timeout_at(
+            phase_end(timeouts.connect),
+            TcpStream::connect(target.address),
+        )
+        .await
+        .map_err(|_| timed_out(Phase::Connect))?
+        .map_err(connect_error)?;
         // Probes are tiny request/response exchanges: Nagle would only add latency.
         let _ = tcp.set_nodelay(true);
 
-        let tls = timeout_at(deadline, self.connector.connect(server_name.clone(), tcp))
+        if target.protocol != Protocol::Tls {
+            let domain = match target.server_name {
+                ServerName::DnsName(name) => name.as_ref().to_owned(),
+                other => other.to_str().into_owned(),
+            };
+            let local = tcp.local_addr().unwrap_or(target.address);
+            timeout_at(
+                phase_end(timeouts.preamble),
+                starttls::negotiate(&mut tcp, target.protocol, &domain, local),
+            )
             .await
-            .map_err(|_| timed_out(Phase::Handshake))?
-            .map_err(handshake_error)?;
+            .map_err(|_| timed_out(Phase::Preamble))??;
+        }
+
+        let connector = match target.key_type {
+            None => &self.any_key,
+            Some(KeyType::Ecdsa) => &self.ecdsa_only,
+            Some(KeyType::Rsa) => &self.rsa_only,
+        };
+        let tls = timeout_at(
+            phase_end(timeouts.handshake),
+            connector.connect(target.server_name.clone(), tcp),
+        )
+        .await
+        .map_err(|_| timed_out(Phase::Handshake))?
+        .map_err(handshake_error)?;
         let (_, connection) = tls.get_ref();
         let presented = connection.peer_certificates().unwrap_or_default();
         if presented.is_empty() {
             return Err(ProbeError::NoCertificate);
+        }
+        if presented.len() > MAX_CHAIN_CERTS {
+            return Err(ProbeError::OversizedChain {
+                count: presented.len(),
+                limit: MAX_CHAIN_CERTS,
+            });
         }
         let tls_version = match connection.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
@@ -266,10 +458,6 @@ impl Prober {
             _ => "unknown",
         };
 
-        let verifier = ca_file
-            .and_then(|path| self.ca_files.get(path))
-            .unwrap_or(&self.system_roots);
-        let verification = verifier.verify(presented, server_name, UnixTime::now());
         let chain = presented
             .iter()
             .enumerate()
@@ -280,6 +468,11 @@ impl Prober {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let verifier = target
+            .ca_file
+            .and_then(|path| self.ca_files.get(path))
+            .unwrap_or(&self.system_roots);
+        let verification = verifier.verify(presented, target.server_name, UnixTime::now(), &chain);
 
         // Say goodbye politely so servers do not log an aborted connection; the probe's
         // answer is already known, so its failure does not matter.
@@ -346,6 +539,37 @@ pub(crate) fn crypto_provider() -> Arc<CryptoProvider> {
             _ => 3,
         });
     Arc::new(provider)
+}
+
+/// A TLS connector that accepts any chain and offers the signature schemes and TLS 1.2
+/// suites of `key_type` only (all of them for `None`).
+fn connector(
+    provider: &Arc<CryptoProvider>,
+    key_type: Option<KeyType>,
+) -> Result<TlsConnector, String> {
+    let mut provider = CryptoProvider::clone(provider);
+    if let Some(key_type) = key_type {
+        provider.cipher_suites.retain(|suite| match suite {
+            rustls::SupportedCipherSuite::Tls13(_) => true,
+            rustls::SupportedCipherSuite::Tls12(tls12) => {
+                let name = format!("{:?}", tls12.common.suite);
+                match key_type {
+                    KeyType::Ecdsa => name.contains("_ECDSA_"),
+                    KeyType::Rsa => name.contains("_RSA_"),
+                }
+            }
+        });
+    }
+    let provider = Arc::new(provider);
+    let verifier = verify::AcceptAnyChain::new(provider.clone(), key_type);
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|err| format!("cannot configure TLS: {err}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.resumption = Resumption::disabled();
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 fn connect_error(err: io::Error) -> ProbeError {

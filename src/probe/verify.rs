@@ -20,6 +20,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::cert::CertSummary;
+use crate::probe::KeyType;
 
 /// Accepts any certificate chain but checks the handshake signature.
 #[derive(Debug)]
@@ -29,12 +33,29 @@ pub(crate) struct AcceptAnyChain {
 }
 
 impl AcceptAnyChain {
-    /// Offers every signature scheme the provider verifies.
-    pub(crate) fn new(provider: Arc<CryptoProvider>) -> Self {
-        let schemes = provider
+    /// Offers the signature schemes of `key_type` that the provider verifies, or all of them
+    /// for `None`.
+    pub(crate) fn new(provider: Arc<CryptoProvider>, key_type: Option<KeyType>) -> Self {
+        let mut schemes = provider
             .signature_verification_algorithms
             .supported_schemes();
+        if let Some(key_type) = key_type {
+            schemes.retain(|scheme| scheme_key_type(*scheme) == Some(key_type));
+        }
         Self { provider, schemes }
+    }
+}
+
+/// The key family a signature scheme belongs to; `None` for EdDSA and legacy schemes.
+fn scheme_key_type(scheme: SignatureScheme) -> Option<KeyType> {
+    use SignatureScheme::*;
+    match scheme {
+        ECDSA_NISTP256_SHA256 | ECDSA_NISTP384_SHA384 | ECDSA_NISTP521_SHA512 => {
+            Some(KeyType::Ecdsa)
+        }
+        RSA_PKCS1_SHA256 | RSA_PKCS1_SHA384 | RSA_PKCS1_SHA512 | RSA_PSS_SHA256
+        | RSA_PSS_SHA384 | RSA_PSS_SHA512 => Some(KeyType::Rsa),
+        _ => None,
     }
 }
 
@@ -168,12 +189,14 @@ impl ChainVerifier {
         Self { inner }
     }
 
-    /// Verifies `chain` (leaf first) for `name` at `now`.
+    /// Verifies `chain` (leaf first) for `name` at `now`; `summaries` are the same
+    /// certificates parsed, to say which one expired.
     pub fn verify(
         &self,
         chain: &[CertificateDer<'_>],
         name: &ServerName<'_>,
         now: UnixTime,
+        summaries: &[CertSummary],
     ) -> Verification {
         let verifier = match &self.inner {
             Ok(verifier) => verifier,
@@ -191,7 +214,7 @@ impl ChainVerifier {
         match verifier.verify_server_cert(leaf, intermediates, name, &[], now) {
             Ok(_) => Verification::Trusted,
             Err(err) => Verification::Untrusted {
-                reason: describe_verify_error(&err),
+                reason: describe_verify_error(&err, summaries, now),
             },
         }
     }
@@ -206,12 +229,25 @@ impl fmt::Debug for ChainVerifier {
 }
 
 /// Turns a webpki verdict into a short reason a person can act on.
-fn describe_verify_error(err: &Error) -> String {
+///
+/// webpki says "expired" for any certificate of the path; an expired intermediate or
+/// cross-sign must not read as the server's own certificate expiring, so the dates say which.
+fn describe_verify_error(err: &Error, summaries: &[CertSummary], now: UnixTime) -> String {
     let Error::InvalidCertificate(cert_err) = err else {
         return err.to_string();
     };
     match cert_err {
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".to_owned(),
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            let now = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            match summaries.iter().position(|cert| cert.not_after < now) {
+                Some(0) | None => "expired".to_owned(),
+                Some(index) => format!(
+                    "expired intermediate {} (certificate {index} of the chain)",
+                    summaries[index].subject
+                ),
+            }
+        }
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
             "not yet valid".to_owned()
         }

@@ -148,6 +148,12 @@ async fn sni_that_the_certificate_does_not_cover_fails_verification_only() {
         result["served"]["verification"]["reason"],
         "not valid for the name"
     );
+    assert_eq!(result["findings"][0]["finding"], "name_not_covered");
+    assert_eq!(
+        result["findings"][0]["detail"],
+        "the served certificate covers named.certdrift.test, not other.certdrift.test"
+    );
+    assert_eq!(run.status, 1, "a finding is a problem to fix");
 }
 
 #[tokio::test]
@@ -288,7 +294,9 @@ async fn the_table_shows_verdicts_serials_and_what_to_do() {
     let header = run.stdout.lines().next().unwrap();
     assert_eq!(
         header.split_whitespace().collect::<Vec<_>>(),
-        ["SITE", "ADDRESS", "VERDICT", "SERVED", "DISK", "ACTION"]
+        [
+            "SITE", "ADDRESS", "VERDICT", "FINDINGS", "SERVED", "DISK", "ACTION"
+        ]
     );
     let row = run.stdout.lines().nth(1).unwrap();
     assert!(row.contains("reload_needed"), "{row}");

@@ -1,0 +1,132 @@
+//! Findings: problems reported beside the verdict.
+//!
+//! The verdict answers one question, "does the server present the leaf on disk?". A server
+//! can do that and still be wrong: without the intermediate, with a chain in the wrong order,
+//! with a certificate that does not cover the name clients ask for, or with a key on disk
+//! that will not load at the next restart. Each of those is a [`Finding`], with its own name
+//! (a stable label value), the details, and what to do.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// What kind of problem a finding reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// The served chain lacks an intermediate that the file has.
+    ChainIncomplete,
+    /// Same leaf, other intermediates than the file's.
+    ChainDiffers,
+    /// The served chain is not in issuing order.
+    ChainOrder,
+    /// A served certificate is not the issuer of the one before it (name or key id).
+    ChainBroken,
+    /// An intermediate or cross-sign in the served chain has expired.
+    ExpiredIntermediate,
+    /// The served leaf does not cover the SNI name.
+    NameNotCovered,
+    /// The private key on disk does not belong to the certificate on disk.
+    KeyMismatch,
+    /// The private key file could not be read.
+    KeyUnreadable,
+    /// Addresses of the same site serve different leaves.
+    AddressesDiffer,
+    /// Some of the handshakes to the address failed while others succeeded.
+    HandshakesFailed,
+}
+
+impl FindingKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [FindingKind; 10] = [
+        FindingKind::ChainIncomplete,
+        FindingKind::ChainDiffers,
+        FindingKind::ChainOrder,
+        FindingKind::ChainBroken,
+        FindingKind::ExpiredIntermediate,
+        FindingKind::NameNotCovered,
+        FindingKind::KeyMismatch,
+        FindingKind::KeyUnreadable,
+        FindingKind::AddressesDiffer,
+        FindingKind::HandshakesFailed,
+    ];
+
+    /// The name used in labels, JSON and the table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChainIncomplete => "chain_incomplete",
+            Self::ChainDiffers => "chain_differs",
+            Self::ChainOrder => "chain_order",
+            Self::ChainBroken => "chain_broken",
+            Self::ExpiredIntermediate => "expired_intermediate",
+            Self::NameNotCovered => "name_not_covered",
+            Self::KeyMismatch => "key_mismatch",
+            Self::KeyUnreadable => "key_unreadable",
+            Self::AddressesDiffer => "addresses_differ",
+            Self::HandshakesFailed => "handshakes_failed",
+        }
+    }
+
+    /// What an operator should do about it.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Self::ChainIncomplete => {
+                "configure the server with the full chain (certbot's fullchain.pem, not cert.pem), then reload"
+            }
+            Self::ChainDiffers => {
+                "the server sends other intermediates than the file holds: check which chain file it loads, then reload"
+            }
+            Self::ChainOrder => {
+                "list the leaf first, then each certificate followed by its issuer, then reload"
+            }
+            Self::ChainBroken => {
+                "replace the intermediates with the ones that issued this certificate (the CA's current chain), then reload"
+            }
+            Self::ExpiredIntermediate => {
+                "drop the expired intermediate or cross-sign from the chain file (get the CA's current chain), then reload"
+            }
+            Self::NameNotCovered => {
+                "issue a certificate that includes this name, or fix the SNI/vhost that answers it"
+            }
+            Self::KeyMismatch => {
+                "the next reload or restart will fail: put the key that belongs to this certificate in place first"
+            }
+            Self::KeyUnreadable => "fix the `key` path or its permissions",
+            Self::AddressesDiffer => {
+                "some addresses serve another certificate: reload or redeploy every node behind the name"
+            }
+            Self::HandshakesFailed => {
+                "some connections fail: look for an overloaded or half-broken process on the port"
+            }
+        }
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem, with its details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What kind of problem.
+    #[serde(rename = "finding")]
+    pub kind: FindingKind,
+    /// The certificates, names or counts involved.
+    pub detail: String,
+    /// What to do.
+    pub advice: &'static str,
+}
+
+impl Finding {
+    /// A finding of `kind` with `detail`.
+    pub fn new(kind: FindingKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            advice: kind.advice(),
+        }
+    }
+}
