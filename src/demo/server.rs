@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+
+use crate::probe::KeyType;
+use crate::probe::verify::scheme_key_type;
 
 /// A TLS server on a local address, serving a certificate that can be swapped.
 ///
@@ -38,7 +42,8 @@ impl LocalTlsServer {
     pub async fn start(bind: SocketAddr, chain_pem: &str, key_pem: &str) -> io::Result<Self> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let current = Arc::new(CurrentCert {
-            key: RwLock::new(certified_key(&provider, chain_pem, key_pem)?),
+            serving: RwLock::new(Serving::One(certified_key(&provider, chain_pem, key_pem)?)),
+            turn: AtomicUsize::new(0),
             provider: provider.clone(),
         });
         let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -71,12 +76,45 @@ impl LocalTlsServer {
     /// stays in place.
     pub fn reload(&self, chain_pem: &str, key_pem: &str) -> io::Result<()> {
         let key = certified_key(&self.current.provider, chain_pem, key_pem)?;
-        *self
-            .current
-            .key
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = key;
+        self.current.set(Serving::One(key));
         Ok(())
+    }
+
+    /// Serves each `(chain_pem, key_pem)` in turn, one per handshake, as a server with a
+    /// worker that missed the last reload does.
+    ///
+    /// # Errors
+    ///
+    /// As [`LocalTlsServer::reload`].
+    pub fn reload_rotating(&self, certs: &[(&str, &str)]) -> io::Result<()> {
+        let keys = self.certified_keys(certs)?;
+        self.current.set(Serving::Rotating(keys));
+        Ok(())
+    }
+
+    /// Serves, to each client, the first of `certs` whose key signs with a scheme the client
+    /// offers, as nginx and apache do with one ECDSA and one RSA certificate.
+    ///
+    /// # Errors
+    ///
+    /// As [`LocalTlsServer::reload`].
+    pub fn reload_by_key_type(&self, certs: &[(&str, &str)]) -> io::Result<()> {
+        let keys = self.certified_keys(certs)?;
+        self.current.set(Serving::ByKeyType(keys));
+        Ok(())
+    }
+
+    fn certified_keys(&self, certs: &[(&str, &str)]) -> io::Result<Vec<Arc<CertifiedKey>>> {
+        if certs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no certificate to serve",
+            ));
+        }
+        certs
+            .iter()
+            .map(|(chain, key)| certified_key(&self.current.provider, chain, key))
+            .collect()
     }
 }
 
@@ -94,21 +132,57 @@ impl std::fmt::Debug for LocalTlsServer {
     }
 }
 
-/// The certificate handed to every handshake.
+/// The certificates handed to handshakes, and how to pick one.
 #[derive(Debug)]
 struct CurrentCert {
-    key: RwLock<Arc<CertifiedKey>>,
+    serving: RwLock<Serving>,
+    turn: AtomicUsize,
     provider: Arc<CryptoProvider>,
 }
 
+#[derive(Debug)]
+enum Serving {
+    One(Arc<CertifiedKey>),
+    Rotating(Vec<Arc<CertifiedKey>>),
+    ByKeyType(Vec<Arc<CertifiedKey>>),
+}
+
+impl CurrentCert {
+    fn set(&self, serving: Serving) {
+        *self
+            .serving
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = serving;
+    }
+}
+
 impl ResolvesServerCert for CurrentCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.key
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone(),
-        )
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let serving = self
+            .serving
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*serving {
+            Serving::One(key) => Some(key.clone()),
+            Serving::Rotating(keys) => {
+                let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+                Some(keys[turn % keys.len()].clone())
+            }
+            Serving::ByKeyType(keys) => keys
+                .iter()
+                .find(|key| {
+                    let wanted = match key.key.algorithm() {
+                        rustls::SignatureAlgorithm::ECDSA => Some(KeyType::Ecdsa),
+                        rustls::SignatureAlgorithm::RSA => Some(KeyType::Rsa),
+                        _ => None,
+                    };
+                    hello
+                        .signature_schemes()
+                        .iter()
+                        .any(|scheme| wanted.is_some() && scheme_key_type(*scheme) == wanted)
+                })
+                .cloned(),
+        }
     }
 }
 

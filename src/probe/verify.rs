@@ -47,7 +47,7 @@ impl AcceptAnyChain {
 }
 
 /// The key family a signature scheme belongs to; `None` for EdDSA and legacy schemes.
-fn scheme_key_type(scheme: SignatureScheme) -> Option<KeyType> {
+pub(crate) fn scheme_key_type(scheme: SignatureScheme) -> Option<KeyType> {
     use SignatureScheme::*;
     match scheme {
         ECDSA_NISTP256_SHA256 | ECDSA_NISTP384_SHA384 | ECDSA_NISTP521_SHA512 => {

@@ -17,6 +17,7 @@
 mod util;
 
 mod acme;
+mod addresses;
 mod cli;
 mod disk_errors;
 mod messages;

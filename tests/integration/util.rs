@@ -66,6 +66,26 @@ pub async fn run_command(program: &str, args: &[&str]) -> Run {
     }
 }
 
+/// Runs `certdrift ARGS` with `/etc/hosts` replaced by `hosts` for that process only: a
+/// mount namespace of its own bind-mounts a temp file over it, so names resolve to the
+/// loopback addresses a test chooses and nothing on the host changes.
+pub async fn certdrift_with_hosts(hosts: &str, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("hosts");
+    std::fs::write(&file, hosts).expect("the hosts file is written");
+    let file = file.display().to_string();
+    let mut all = vec![
+        "-m",
+        "sh",
+        "-c",
+        "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+        &file,
+        certdrift_bin(),
+    ];
+    all.extend_from_slice(args);
+    run_command("unshare", &all).await
+}
+
 /// The path of a program the tests need, or a failure saying how to get it.
 pub fn require(program: &str) -> PathBuf {
     let dirs = std::env::var("PATH").unwrap_or_default();
