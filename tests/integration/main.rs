@@ -5,6 +5,7 @@
 //! - `servers`: real servers from Debian packages (nginx, pebble, certbot) run on loopback.
 //! - `cli`: the demo and the help text a new user meets first.
 //! - `verdicts`: every verdict against an in-process TLS server, through `certdrift check`.
+//! - `chains`: chain findings, name coverage, the key check and dual certificates.
 //! - `disk_errors`: every disk error, through the library and the binary.
 //! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
 //! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
@@ -18,6 +19,7 @@ mod util;
 
 mod acme;
 mod addresses;
+mod chains;
 mod cli;
 mod disk_errors;
 mod messages;
