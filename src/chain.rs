@@ -41,7 +41,53 @@ pub fn link(child: &CertSummary, parent: &CertSummary) -> Link {
 /// The last certificate's issuer is usually not sent (servers omit the root), so only the
 /// links between presented certificates are checked.
 pub fn served_chain_findings(chain: &[CertSummary], now: OffsetDateTime) -> Vec<Finding> {
-    let mut findings = Vec::new();
+    let mut findings = link_findings(chain, "the served chain");
+
+    let expired: Vec<String> = chain
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, cert)| cert.not_after < now)
+        .map(|(index, cert)| {
+            let what = if is_self_issued(cert) {
+                "root"
+            } else {
+                "intermediate or cross-sign"
+            };
+            format!(
+                "certificate {index} of the served chain, the {what} {}, expired {}",
+                cert.subject,
+                cert.not_after.date()
+            )
+        })
+        .collect();
+    if !expired.is_empty() {
+        findings.push(Finding::new(
+            FindingKind::ExpiredIntermediate,
+            format!(
+                "{}; the served leaf itself is valid until {}",
+                expired.join("; "),
+                chain[0].not_after.date()
+            ),
+        ));
+    }
+    findings
+}
+
+/// Findings about the chain in the file, read as the server will present it after its next
+/// reload: the leaf, then the chain file's certificates in order.
+///
+/// Only order and links are checked: the file's dates are the CA's business, and what is
+/// served now is checked by [`served_chain_findings`].
+pub fn file_chain_findings(leaf: &CertSummary, chain: &[CertSummary]) -> Vec<Finding> {
+    let whole: Vec<CertSummary> = std::iter::once(leaf).chain(chain).cloned().collect();
+    link_findings(&whole, "the file's chain")
+}
+
+/// `chain_order` and `chain_broken`, at most one of each, for the links between the
+/// certificates of `chain` (leaf first); `whose` names the chain in the details.
+fn link_findings(chain: &[CertSummary], whose: &str) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = Vec::new();
     for (index, pair) in chain.windows(2).enumerate() {
         let (child, next) = (&pair[0], &pair[1]);
         let found = match link(child, next) {
@@ -49,55 +95,58 @@ pub fn served_chain_findings(chain: &[CertSummary], now: OffsetDateTime) -> Vec<
             Link::KeyIdMismatch => Finding::new(
                 FindingKind::ChainBroken,
                 format!(
-                    "certificate {} ({}) has the name of certificate {index}'s issuer but another key \
-                     (authority key id differs): an intermediate from before a CA key rotation",
+                    "in {whose}, certificate {} ({}) has the name of certificate {index}'s issuer but \
+                     another key: certificate {index} names authority key id {}, certificate {} has \
+                     subject key id {}; an intermediate from before the CA rotated its key",
                     index + 1,
-                    next.subject
+                    next.subject,
+                    key_id_hex(child.authority_key_id.as_deref()),
+                    index + 1,
+                    key_id_hex(next.subject_key_id.as_deref()),
                 ),
             ),
-            Link::NameMismatch => match issuer_elsewhere(chain, index) {
-                Some(position) => Finding::new(
-                    FindingKind::ChainOrder,
-                    format!(
-                        "certificate {index} ({}) is followed by {} but its issuer is certificate {position}",
-                        child.subject, next.subject
-                    ),
-                ),
-                None => Finding::new(
-                    FindingKind::ChainBroken,
-                    format!(
-                        "certificate {} ({}) did not issue certificate {index}, whose issuer is {}",
-                        index + 1,
-                        next.subject,
-                        child.issuer
-                    ),
-                ),
-            },
+            Link::NameMismatch => {
+                if let Some(position) = issuer_elsewhere(chain, index) {
+                    Finding::new(
+                        FindingKind::ChainOrder,
+                        format!(
+                            "in {whose}, certificate {index} ({}) is followed by {} but its issuer is certificate {position}",
+                            child.subject, next.subject
+                        ),
+                    )
+                } else if is_self_issued(child) {
+                    Finding::new(
+                        FindingKind::ChainOrder,
+                        format!(
+                            "in {whose}, certificate {index} ({}) is a self-signed root, which belongs last, \
+                             but {} follows it",
+                            child.subject, next.subject
+                        ),
+                    )
+                } else if let Some(position) = issued_by(chain, index + 1) {
+                    Finding::new(
+                        FindingKind::ChainOrder,
+                        format!(
+                            "in {whose}, certificate {index} ({}) is followed by {}, which issued certificate \
+                             {position}, not this one",
+                            child.subject, next.subject
+                        ),
+                    )
+                } else {
+                    Finding::new(
+                        FindingKind::ChainBroken,
+                        format!(
+                            "in {whose}, certificate {} ({}) did not issue certificate {index}, whose issuer is {}",
+                            index + 1,
+                            next.subject,
+                            child.issuer
+                        ),
+                    )
+                }
+            }
         };
-        if !findings
-            .iter()
-            .any(|seen: &Finding| seen.kind == found.kind)
-        {
+        if !findings.iter().any(|seen| seen.kind == found.kind) {
             findings.push(found);
-        }
-    }
-
-    for (index, cert) in chain.iter().enumerate().skip(1) {
-        if cert.not_after < now {
-            let what = if is_self_issued(cert) {
-                "root"
-            } else {
-                "intermediate or cross-sign"
-            };
-            findings.push(Finding::new(
-                FindingKind::ExpiredIntermediate,
-                format!(
-                    "certificate {index} of the served chain, the {what} {}, expired {}; the served leaf is valid until {}",
-                    cert.subject,
-                    cert.not_after.date(),
-                    chain[0].not_after.date()
-                ),
-            ));
         }
     }
     findings
@@ -155,6 +204,25 @@ pub fn compare_chains(served: &[CertSummary], disk_chain: &[CertSummary]) -> Vec
         )];
     }
     Vec::new()
+}
+
+/// The position of a certificate in `chain` that `chain[issuer]` issued, if any: whether a
+/// certificate belongs in the chain at all.
+fn issued_by(chain: &[CertSummary], issuer: usize) -> Option<usize> {
+    chain
+        .iter()
+        .enumerate()
+        .filter(|(position, _)| *position != issuer)
+        .find(|(_, child)| link(child, &chain[issuer]) == Link::Issued)
+        .map(|(position, _)| position)
+}
+
+/// A key identifier as colon-free lower-case hex, or `none`.
+fn key_id_hex(id: Option<&[u8]>) -> String {
+    match id {
+        Some(bytes) => bytes.iter().map(|byte| format!("{byte:02x}")).collect(),
+        None => "none".to_owned(),
+    }
 }
 
 /// Whether a certificate names itself as issuer (a root, or a self-signed leaf).

@@ -130,3 +130,48 @@ impl Finding {
         }
     }
 }
+
+/// Folds findings of the same kind into one, their details joined, in first-seen order.
+///
+/// A finding is a label value (`certdrift_finding{finding=...}`), so an address carries each
+/// kind at most once; two sources of the same problem (the served chain and the file's) keep
+/// both details.
+pub fn one_per_kind(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut merged: Vec<Finding> = Vec::with_capacity(findings.len());
+    for finding in findings {
+        match merged.iter_mut().find(|seen| seen.kind == finding.kind) {
+            Some(seen) => {
+                if seen.detail != finding.detail {
+                    seen.detail = format!("{}; {}", seen.detail, finding.detail);
+                }
+            }
+            None => merged.push(finding),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_of_one_kind_fold_into_one() {
+        let folded = one_per_kind(vec![
+            Finding::new(FindingKind::ChainBroken, "in the served chain, a"),
+            Finding::new(FindingKind::NameNotCovered, "b"),
+            Finding::new(FindingKind::ChainBroken, "in the file's chain, c"),
+            Finding::new(FindingKind::NameNotCovered, "b"),
+        ]);
+        let kinds: Vec<FindingKind> = folded.iter().map(|finding| finding.kind).collect();
+        assert_eq!(
+            kinds,
+            [FindingKind::ChainBroken, FindingKind::NameNotCovered]
+        );
+        assert_eq!(
+            folded[0].detail,
+            "in the served chain, a; in the file's chain, c"
+        );
+        assert_eq!(folded[1].detail, "b");
+    }
+}

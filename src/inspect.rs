@@ -23,7 +23,7 @@ use crate::cert::{CertSummary, Fingerprint};
 use crate::chain;
 use crate::config::{CertFiles, Site};
 use crate::disk::{self, DiskCert, DiskError};
-use crate::finding::{Finding, FindingKind};
+use crate::finding::{self, Finding, FindingKind};
 use crate::key::{self, KeyCheck};
 use crate::probe::{KeyType, ProbeError, Prober, Served, Target, Timeouts, Verification};
 use crate::verdict::{self, Verdict};
@@ -405,6 +405,19 @@ fn address_report(
             {
                 findings.extend(chain::compare_chains(&served.chain, &disk_cert.chain));
             }
+            // The file's chain is what the next reload serves: when it is not what is served
+            // now (a renewal not yet loaded, a stale chain.pem), its links are checked too.
+            let file_chain = std::iter::once(&*disk_cert.leaf).chain(&disk_cert.chain);
+            let served_now = served.chain.iter();
+            let same = file_chain
+                .map(|cert| cert.fingerprint_sha256)
+                .eq(served_now.map(|cert| cert.fingerprint_sha256));
+            if chain_known && !same {
+                findings.extend(chain::file_chain_findings(
+                    &disk_cert.leaf,
+                    &disk_cert.chain,
+                ));
+            }
         }
         if let Some(sni) = &site.sni
             && !served.leaf().covers(sni)
@@ -438,6 +451,8 @@ fn address_report(
         }
         Some(KeyCheck::Matches) | None => {}
     }
+
+    let findings = finding::one_per_kind(findings);
 
     let error = match (&disk.result, majority, observed.failures.first()) {
         (Err(err), _, _) => Some(ErrorReport {

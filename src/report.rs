@@ -93,6 +93,10 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
         if row.verdict != Verdict::InSync {
             let _ = writeln!(out, "  what to do: {}", row.advice);
         }
+        for finding in &row.findings {
+            let _ = writeln!(out, "  {}: {}", finding.kind, finding.detail);
+            let _ = writeln!(out, "    what to do: {}", finding.advice);
+        }
         if let Some(served) = &row.served
             && !served.verification.is_trusted()
         {

@@ -5,6 +5,9 @@
 //! - `servers`: real servers from Debian packages (nginx, pebble, certbot) run on loopback.
 //! - `cli`: the demo and the help text a new user meets first.
 //! - `verdicts`: every verdict against an in-process TLS server, through `certdrift check`.
+//! - `chains`: chain findings, name coverage, the key check and dual certificates.
+//! - `hostile`: tarpits, garbage, alerts, oversized chains and bad STARTTLS peers, each
+//!   failing with a named reason within its timeouts.
 //! - `disk_errors`: every disk error, through the library and the binary.
 //! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
 //! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
@@ -18,8 +21,10 @@ mod util;
 
 mod acme;
 mod addresses;
+mod chains;
 mod cli;
 mod disk_errors;
+mod hostile;
 mod messages;
 mod nginx;
 mod serve;

@@ -269,3 +269,56 @@ async fn serve_refuses_an_address_in_use_with_a_clear_error() {
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn a_chain_finding_is_exported_while_present() {
+    let site = LocalSite::start("finding.certdrift.test").await;
+    let first = &site.generations[0];
+    site.server
+        .reload(first.cert_pem(), first.key_pem())
+        .unwrap();
+    let config = site.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval = \"1s\"\ntimeout = \"2s\"\n\n{}",
+            site.site_table("finding")
+        ),
+    )
+    .unwrap();
+    let (_child, base) = start_serve(&config, &site.dir.path().join("serve.log")).await;
+    let at = site.address().to_string();
+    let finding = format!(
+        "certdrift_finding{{site=\"finding\",address=\"{at}\",finding=\"chain_incomplete\"}} 1"
+    );
+    let scrape = scrape_until(&base, &finding).await;
+    assert!(
+        scrape.lines().any(|l| l
+            == format!(
+                "certdrift_verdict{{site=\"finding\",address=\"{at}\",verdict=\"in_sync\"}} 1"
+            )),
+        "{scrape}"
+    );
+    let findings: Vec<&str> = scrape
+        .lines()
+        .filter(|l| l.starts_with("certdrift_finding{"))
+        .collect();
+    assert_eq!(findings, [finding.as_str()]);
+
+    // Served with its intermediate again: the series goes away at the next pass.
+    site.server
+        .reload(&first.fullchain_pem(), first.key_pem())
+        .unwrap();
+    let url = format!("{base}/metrics");
+    wait_for("the finding to go away", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let (_, body) = http_get(&url).await?;
+            match body.lines().find(|l| l.starts_with("certdrift_finding{")) {
+                Some(line) => Err(line.to_owned()),
+                None => Ok(()),
+            }
+        }
+    })
+    .await;
+}

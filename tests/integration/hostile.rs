@@ -1,0 +1,373 @@
+//! Hostile and broken servers: each fails its probe with a named reason, and within the
+//! configured timeouts. The time bounds asserted here are correctness (a probe never outlives
+//! its deadline), measured with a wide margin; they are not speed benchmarks.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use certdrift::demo::server::LocalTlsServer;
+use certdrift::probe::MAX_CHAIN_CERTS;
+use certdrift::probe::starttls::{MAX_LINE_BYTES, MAX_PREAMBLE_BYTES, MAX_PREAMBLE_LINES};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::util::{LocalSite, Run, certdrift};
+
+/// What a run may take beyond the configured timeouts: starting the process, reading the
+/// files, and a loaded 2-core machine.
+const MARGIN: Duration = Duration::from_secs(3);
+
+/// The most connections a test peer accepts; probes make at most a few.
+const MAX_CONNECTIONS: usize = 16;
+
+/// Runs `check` with top-level `settings` and one site `peer` at `address` speaking
+/// `protocol`, reading a valid certificate file. Returns the run and how long it took.
+async fn check_peer(address: SocketAddr, settings: &str, protocol: &str) -> (Run, Duration) {
+    let site = LocalSite::start("peer.certdrift.test").await;
+    let config = site.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{settings}[[site]]\nname = \"peer\"\nhost = \"{}\"\nport = {}\nsni = \"peer.certdrift.test\"\n\
+             protocol = \"{protocol}\"\ncert = \"{}\"\n",
+            address.ip(),
+            address.port(),
+            site.fullchain().display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let run = certdrift(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    (run, started.elapsed())
+}
+
+/// Asserts that `run` is a `probe_failed` of `kind` with `reason`, and took less than
+/// `bound` plus the margin.
+fn assert_failed(run: &Run, took: Duration, kind: &str, reason: &str, bound: Duration) {
+    assert_eq!(run.status, 2, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "probe_failed", "{result}");
+    assert_eq!(result["error"]["kind"], kind, "{result}");
+    assert_eq!(result["reason"], reason, "{result}");
+    assert_eq!(result["error"]["message"], reason, "{result}");
+    assert!(
+        took < bound + MARGIN,
+        "the run took {took:?}; the configured bound is {bound:?} (+{MARGIN:?})"
+    );
+}
+
+/// A loopback peer that runs `handle` on each of at most [`MAX_CONNECTIONS`] connections.
+async fn peer<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for _ in 0..MAX_CONNECTIONS {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(handle(socket));
+        }
+    });
+    address
+}
+
+/// A peer that accepts and then says nothing, holding each connection.
+async fn tarpit() -> SocketAddr {
+    peer(|socket| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(socket);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_tarpit_times_out_in_the_handshake_phase() {
+    let address = tarpit().await;
+    let settings = "timeout = \"8s\"\nhandshake_timeout = \"1s\"\n";
+    let (run, took) = check_peer(address, settings, "tls").await;
+    let result = run.first_result();
+    let reason = result["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.starts_with("timed out during the TLS handshake after 1s"),
+        "{reason}"
+    );
+    assert_failed(&run, took, "timeout", &reason, Duration::from_secs(1));
+    let probe = result["duration_seconds"].as_f64().unwrap();
+    assert!(
+        (1.0..1.0 + MARGIN.as_secs_f64()).contains(&probe),
+        "the probe gave up after {probe}s; handshake_timeout is 1s"
+    );
+    assert_eq!(
+        result["handshakes"], 1,
+        "a dead peer is not waited for again"
+    );
+}
+
+#[tokio::test]
+async fn a_tls_alert_is_named() {
+    let address = peer(|mut socket| async move {
+        let mut hello = [0u8; 512];
+        let _ = socket.read(&mut hello).await;
+        // A TLS 1.2 record: alert, fatal (2), handshake_failure (40).
+        let _ = socket
+            .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40])
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    })
+    .await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "tls").await;
+    assert_failed(
+        &run,
+        took,
+        "tls_alert",
+        "the server sent TLS alert handshake_failure",
+        Duration::from_secs(5),
+    );
+}
+
+#[tokio::test]
+async fn a_server_closing_mid_handshake_is_named() {
+    let address = peer(|mut socket| async move {
+        let mut hello = [0u8; 64];
+        let _ = socket.read(&mut hello).await;
+        drop(socket);
+    })
+    .await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "tls").await;
+    assert_failed(
+        &run,
+        took,
+        "closed",
+        "the server closed the connection during the TLS handshake",
+        Duration::from_secs(5),
+    );
+}
+
+#[tokio::test]
+async fn a_server_sending_garbage_is_a_tls_failure() {
+    let address = peer(|mut socket| async move {
+        let mut hello = [0u8; 512];
+        let _ = socket.read(&mut hello).await;
+        // Another protocol's banner where a ServerHello was due, then noise.
+        let _ = socket.write_all(b"SSH-2.0-OpenSSH_9.2p1\r\n").await;
+        let noise: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let _ = socket.write_all(&noise).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "tls").await;
+    assert_failed(
+        &run,
+        took,
+        "tls",
+        "the TLS handshake failed: received corrupt message of type InvalidContentType",
+        Duration::from_secs(5),
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_chain_is_refused() {
+    let site = LocalSite::start("long.certdrift.test").await;
+    let first = &site.generations[0];
+    let count = MAX_CHAIN_CERTS + 2;
+    let mut chain = first.cert_pem().to_owned();
+    for _ in 1..count {
+        chain.push_str(first.chain_pem());
+    }
+    let server = LocalTlsServer::start("127.0.0.1:0".parse().unwrap(), &chain, first.key_pem())
+        .await
+        .unwrap();
+    let (run, took) = check_peer(server.local_addr(), "timeout = \"5s\"\n", "tls").await;
+    assert_failed(
+        &run,
+        took,
+        "oversized_chain",
+        &format!(
+            "the server presented {count} certificates, more than the {MAX_CHAIN_CERTS} a chain may have"
+        ),
+        Duration::from_secs(5),
+    );
+}
+
+/// An SMTP peer: greets, answers EHLO with `ehlo_reply`, and answers STARTTLS with
+/// `starttls_reply`.
+async fn smtp_peer(ehlo_reply: &'static str, starttls_reply: &'static str) -> SocketAddr {
+    peer(move |mut socket| async move {
+        let _ = socket.write_all(b"220 mx.certdrift.test ESMTP\r\n").await;
+        let mut line = [0u8; 512];
+        let _ = socket.read(&mut line).await; // EHLO
+        let _ = socket.write_all(ehlo_reply.as_bytes()).await;
+        let _ = socket.read(&mut line).await; // STARTTLS
+        let _ = socket.write_all(starttls_reply.as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_smtp_server_refusing_starttls_says_what_it_answered() {
+    let address = smtp_peer(
+        "250-mx.certdrift.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n",
+        "454 4.7.0 TLS not available due to local problem\r\n",
+    )
+    .await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
+    assert_failed(
+        &run,
+        took,
+        "starttls_refused",
+        "the server does not start TLS over smtp: it answered STARTTLS with 454 4.7.0 TLS not available due to local problem",
+        Duration::from_secs(5),
+    );
+
+    let address = smtp_peer("250-mx.certdrift.test\r\n250 SIZE 10240000\r\n", "").await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
+    assert_failed(
+        &run,
+        took,
+        "starttls_refused",
+        "the server does not start TLS over smtp: it does not offer STARTTLS in its EHLO reply",
+        Duration::from_secs(5),
+    );
+}
+
+#[tokio::test]
+async fn an_endless_line_before_tls_stops_at_the_line_cap() {
+    let address = peer(|mut socket| async move {
+        // Four megabytes without a newline, or until the prober hangs up.
+        let chunk = [b'2'; 1024];
+        for _ in 0..4096 {
+            if socket.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
+    assert_failed(
+        &run,
+        took,
+        "preamble",
+        &format!(
+            "the smtp dialogue before TLS failed: the server sent a line longer than {MAX_LINE_BYTES} bytes"
+        ),
+        Duration::from_secs(5),
+    );
+}
+
+#[tokio::test]
+async fn too_many_lines_before_tls_stop_at_the_lines_cap() {
+    let address = peer(|mut socket| async move {
+        for _ in 0..10 * MAX_PREAMBLE_LINES {
+            if socket.write_all(b"220-still greeting\r\n").await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
+    assert_failed(
+        &run,
+        took,
+        "preamble",
+        &format!(
+            "the smtp dialogue before TLS failed: the server sent more than {MAX_PREAMBLE_LINES} lines"
+        ),
+        Duration::from_secs(5),
+    );
+}
+
+#[tokio::test]
+async fn a_slow_drip_is_stopped_by_the_preamble_timeout() {
+    let address = peer(|mut socket| async move {
+        // One byte a second of a greeting that would take half a minute.
+        for byte in b"220 slow.certdrift.test ESMTP ready\r\n" {
+            if socket.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+    let settings = "timeout = \"20s\"\npreamble_timeout = \"2s\"\n";
+    let (run, took) = check_peer(address, settings, "smtp").await;
+    let reason = run.first_result()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.starts_with("timed out during the dialogue before TLS after 2s"),
+        "{reason}"
+    );
+    assert_failed(&run, took, "timeout", &reason, Duration::from_secs(2));
+    assert!(
+        took >= Duration::from_secs(2),
+        "it waited the preamble timeout: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tarpit_beside_a_good_site_delays_nothing_beyond_the_deadline() {
+    let address = tarpit().await;
+    let good = LocalSite::start("good.certdrift.test").await;
+    let config = good.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "timeout = \"2s\"\n\n[[site]]\nname = \"tarpit\"\nhost = \"{}\"\nport = {}\nsni = \"tarpit.certdrift.test\"\ncert = \"{}\"\n\n{}",
+            address.ip(),
+            address.port(),
+            good.fullchain().display(),
+            good.site_table("good")
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let run = certdrift(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    let took = started.elapsed();
+    assert_eq!(run.status, 2, "{run:?}");
+    let results = run.json()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 2, "{run:?}");
+    assert_eq!(results[0]["site"], "tarpit");
+    assert_eq!(results[0]["verdict"], "probe_failed");
+    assert_eq!(results[0]["error"]["kind"], "timeout");
+    assert_eq!(results[1]["site"], "good");
+    assert_eq!(results[1]["verdict"], "in_sync", "{}", results[1]);
+    assert_eq!(results[1]["served"]["serial"], good.serial(1));
+    assert_eq!(results[1]["handshakes"], 3);
+    assert!(
+        took < Duration::from_secs(2) + MARGIN,
+        "the whole check took {took:?}; the probe deadline is 2s (+{MARGIN:?})"
+    );
+}
+
+#[test]
+fn the_caps_are_what_the_readme_says() {
+    // The README documents these bounds; a change here must change it too.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for documented in [
+        format!("{MAX_CHAIN_CERTS} certificates"),
+        format!("{MAX_PREAMBLE_LINES} lines"),
+        format!("{MAX_LINE_BYTES} bytes"),
+        format!("{} KiB", MAX_PREAMBLE_BYTES / 1024),
+    ] {
+        assert!(readme.contains(&documented), "README lacks `{documented}`");
+    }
+}
