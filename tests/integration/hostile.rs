@@ -289,6 +289,31 @@ async fn too_many_lines_before_tls_stop_at_the_lines_cap() {
     );
 }
 
+/// A listener whose accept queue is full: it never accepts, and its one queued connection
+/// fills a backlog of zero, so the kernel leaves further SYNs unanswered and a connect hangs,
+/// as it does towards a firewalled host. The returned stream and socket keep it so.
+async fn full_backlog() -> (SocketAddr, tokio::net::TcpListener, TcpStream) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    let queued = TcpStream::connect(address).await.unwrap();
+    (address, listener, queued)
+}
+
+#[tokio::test]
+async fn a_connect_that_hangs_is_stopped_by_the_connect_timeout() {
+    let (address, _listener, _queued) = full_backlog().await;
+    let settings = "timeout = \"20s\"\nconnect_timeout = \"1s\"\n";
+    let (run, took) = check_peer(address, settings, "tls").await;
+    let reason = run.first_result()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.starts_with("timed out during TCP connect after 1s"),
+        "{reason}"
+    );
+    assert_failed(&run, took, "timeout", &reason, Duration::from_secs(1));
+}
+
 #[tokio::test]
 async fn a_slow_drip_is_stopped_by_the_preamble_timeout() {
     let address = peer(|mut socket| async move {
