@@ -22,7 +22,7 @@ pub struct Fleet {
 
 impl Fleet {
     /// Four sites: `synced` (in_sync), `drifted` (renewed on disk, not reloaded:
-    /// reload_needed), `down` (nothing listens: probe_failed) and [`HOSTILE_NAME`] (its file
+    /// reload_needed; its `key` file is missing: a key_unreadable finding), `down` (nothing listens: probe_failed) and [`HOSTILE_NAME`] (its file
     /// does not exist: disk_error).
     pub async fn start() -> Self {
         let synced = LocalSite::start("synced.certdrift.test").await;
@@ -39,7 +39,14 @@ impl Fleet {
              [[site]]\nname = \"{HOSTILE_NAME}\"\nhost = \"127.0.0.1\"\nport = {}\n\
              sni = \"synced.certdrift.test\"\ncert = \"{}\"\n",
             synced.site_table("synced"),
-            drifted.site_table("drifted"),
+            drifted.site_table("drifted").replacen(
+                "\n\n",
+                &format!(
+                    "\nkey = \"{}\"\n\n",
+                    dir.path().join("missing.key").display()
+                ),
+                1
+            ),
             synced.fullchain().display(),
             synced.address().port(),
             missing.display(),

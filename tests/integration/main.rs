@@ -12,6 +12,8 @@
 //! - `messages`: every user-facing error message, printed for review.
 //! - `fleet`: four sites, one per kind of row (in sync, drifted, down, unreadable), under
 //!   a running `serve`, for the next three.
+//! - `dashboard`: the Grafana dashboard's queries through promtool and a real Prometheus
+//!   that scrapes `serve` from the scrape example.
 //! - `status_page`: the page at `/` rendered by headless Chromium, screenshots; serve's
 //!   exporter-style flags.
 //!
@@ -24,6 +26,7 @@ mod util;
 mod acme;
 mod addresses;
 mod cli;
+mod dashboard;
 mod disk_errors;
 mod messages;
 mod nginx;

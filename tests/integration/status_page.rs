@@ -79,6 +79,13 @@ async fn chromium_shows_every_site_with_its_verdict_as_the_api_reports_it() {
     assert!(drifted.html.contains(&fleet.drifted.serial(2)));
     assert!(drifted.html.contains("What to do:"), "{}", drifted.html);
     assert!(
+        drifted
+            .html
+            .contains(r#"<strong class="finding-kind">key_unreadable</strong>"#),
+        "{}",
+        drifted.html
+    );
+    assert!(
         drifted.html.contains("reload the server"),
         "{}",
         drifted.html
