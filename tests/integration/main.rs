@@ -14,6 +14,8 @@
 //!   a running `serve`, for the next three.
 //! - `dashboard`: the Grafana dashboard's queries through promtool and a real Prometheus
 //!   that scrapes `serve` from the scrape example.
+//! - `deploy`: the systemd unit (systemd-analyze, its capability via setpriv), the certbot
+//!   hook, the Kubernetes manifests (offline schema validation), the Dockerfile.
 //! - `status_page`: the page at `/` rendered by headless Chromium, screenshots; serve's
 //!   exporter-style flags.
 //!
@@ -27,6 +29,7 @@ mod acme;
 mod addresses;
 mod cli;
 mod dashboard;
+mod deploy;
 mod disk_errors;
 mod messages;
 mod nginx;
