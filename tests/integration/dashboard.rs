@@ -98,6 +98,101 @@ fn the_dashboard_is_grafana_json_with_variables_and_verdict_colours() {
 }
 
 #[tokio::test]
+async fn the_dashboard_grid_has_no_overlaps_and_its_layout_renders() {
+    let dashboard = dashboard();
+    let panels = dashboard["panels"].as_array().unwrap();
+    // Grafana's grid is 24 columns wide; every cell belongs to one panel at most.
+    let mut owner: std::collections::HashMap<(u64, u64), String> = Default::default();
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap().to_owned();
+        let grid = &panel["gridPos"];
+        let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| grid[k].as_u64().unwrap());
+        assert!(x + w <= 24 && w > 0 && h > 0, "`{title}` at {grid}");
+        for cell in (x..x + w).flat_map(|col| (y..y + h).map(move |row| (col, row))) {
+            if let Some(other) = owner.insert(cell, title.clone()) {
+                panic!("`{title}` overlaps `{other}` at {cell:?}");
+            }
+        }
+    }
+
+    // A schematic of the grid (Grafana itself is not packaged for Debian): one box per
+    // panel at its grid position, with its type, and the columns of the main table.
+    let mut boxes = String::new();
+    for panel in panels {
+        let grid = &panel["gridPos"];
+        let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| grid[k].as_u64().unwrap());
+        let columns = panel["transformations"]
+            .as_array()
+            .and_then(|steps| steps.iter().find(|s| s["id"] == "organize"))
+            .and_then(|step| step["options"]["renameByName"].as_object())
+            .map(|names| {
+                let mut order: Vec<(u64, &str)> = names
+                    .iter()
+                    .map(|(key, name)| {
+                        let index = step_index(panel, key);
+                        (index, name.as_str().unwrap())
+                    })
+                    .collect();
+                order.sort();
+                order
+                    .iter()
+                    .map(|(_, name)| format!("<span>{name}</span>"))
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        boxes.push_str(&format!(
+            "<div class=\"panel {}\" style=\"left:{}px;top:{}px;width:{}px;height:{}px\">\
+             <b>{}</b><i>{}</i><div class=\"cols\">{columns}</div></div>\n",
+            panel["type"].as_str().unwrap(),
+            x * 50,
+            y * 30 + 40,
+            w * 50 - 6,
+            h * 30 - 6,
+            panel["title"].as_str().unwrap(),
+            panel["type"].as_str().unwrap(),
+        ));
+    }
+    let height = panels
+        .iter()
+        .map(|p| p["gridPos"]["y"].as_u64().unwrap() + p["gridPos"]["h"].as_u64().unwrap())
+        .max()
+        .unwrap()
+        * 30
+        + 50;
+    let html = format!(
+        "<!doctype html><meta charset=utf-8><style>\
+         body{{margin:0;font:13px system-ui,sans-serif;background:#111217;color:#ccccdc}}\
+         header{{position:absolute;left:0;top:0;height:34px;width:1200px;padding:8px;box-sizing:border-box;background:#181b1f}}\
+         .panel{{position:absolute;box-sizing:border-box;border:1px solid #34373d;background:#181b1f;padding:6px;overflow:hidden}}\
+         .panel b{{display:block}} .panel i{{color:#8e8e8e;font-size:11px}}\
+         .stat{{border-top:3px solid #73bf69}} .table{{border-top:3px solid #5794f2}}\
+         .timeseries{{border-top:3px solid #ff9830}} .state-timeline{{border-top:3px solid #b877d9}}\
+         .cols span{{display:inline-block;margin:4px 4px 0 0;padding:1px 5px;background:#22252b;border-radius:3px;font-size:11px}}\
+         </style><header>certdrift &middot; Data source: DS_PROMETHEUS &middot; Site: All &middot; Address: All</header>\n{boxes}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("layout.html");
+    std::fs::write(&page, html).unwrap();
+    let file = crate::status_page::artifacts().join("dashboard-layout.png");
+    crate::status_page::chromium_screenshot(
+        &format!("file://{}", page.display()),
+        &file,
+        &format!("1200,{height}"),
+    )
+    .await;
+    assert!(std::fs::read(&file).unwrap().starts_with(b"\x89PNG"));
+}
+
+/// Where the organize step puts `key` (the column order of the main table).
+fn step_index(panel: &serde_json::Value, key: &str) -> u64 {
+    panel["transformations"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == "organize"))
+        .and_then(|step| step["options"]["indexByName"][key].as_u64())
+        .unwrap_or(u64::MAX)
+}
+
+#[tokio::test]
 async fn promtool_parses_every_query_in_the_dashboard() {
     let queries = dashboard_queries();
     assert!(queries.len() >= 15, "{queries:?}");

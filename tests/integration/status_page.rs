@@ -239,7 +239,7 @@ fn unescape(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn artifacts() -> PathBuf {
+pub fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
     std::fs::create_dir_all(&dir).expect("tests/artifacts can be created");
     dir
@@ -277,7 +277,7 @@ async fn chromium_dom(url: &str) -> String {
 }
 
 /// Writes a PNG of `url` at `size` ("W,H") to `file`.
-async fn chromium_screenshot(url: &str, file: &Path, size: &str) {
+pub async fn chromium_screenshot(url: &str, file: &Path, size: &str) {
     let chromium = require("chromium");
     let profile = tempfile::tempdir().unwrap();
     let _ = std::fs::remove_file(file);
