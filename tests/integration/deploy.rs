@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use certdrift::demo::server::LocalTlsServer;
+
 use crate::fleet::spawn_serve;
 use crate::serve::scrape_until;
+use crate::servers::Pebble;
 use crate::util::{LocalSite, certdrift, certdrift_bin, free_port, require, run_command, strs};
 
 const UNIT: &str = "deploy/systemd/certdrift.service";
@@ -170,6 +173,106 @@ async fn the_certbot_deploy_hook_makes_serve_recheck_at_once() {
         stderr.contains(&format!("{nobody}/-/recheck did not accept the re-check")),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn certbot_runs_the_deploy_hook_after_a_real_renewal_and_serve_sees_it_at_once() {
+    const NAME: &str = "hooked.certdrift.test";
+    let pebble = Pebble::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let http_port = pebble.http_port.to_string();
+    let issue = pebble
+        .certbot(
+            state.path(),
+            &[
+                "certonly",
+                "--server",
+                &pebble.directory_url,
+                "--agree-tos",
+                "--register-unsafely-without-email",
+                "--standalone",
+                "--http-01-address",
+                "127.0.0.1",
+                "--http-01-port",
+                &http_port,
+                "-d",
+                NAME,
+            ],
+        )
+        .await;
+    assert_eq!(issue.status, 0, "certbot certonly: {issue:?}");
+    let live = state.path().join("le/live").join(NAME);
+    let fullchain = std::fs::read_to_string(live.join("fullchain.pem")).unwrap();
+    let key = std::fs::read_to_string(live.join("privkey.pem")).unwrap();
+    let server = LocalTlsServer::start("127.0.0.1:0".parse().unwrap(), &fullchain, &key)
+        .await
+        .unwrap();
+    let ca_file = state.path().join("pebble-root.pem");
+    std::fs::write(&ca_file, pebble.issuing_root_pem().await).unwrap();
+    let config = state.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval = \"1h\"\n\n[[site]]\nname = \"hooked\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             sni = \"{NAME}\"\ncert = \"{}\"\nca_file = \"{}\"\n",
+            server.local_addr().port(),
+            live.join("fullchain.pem").display(),
+            ca_file.display()
+        ),
+    )
+    .unwrap();
+    let (_serve, base) =
+        spawn_serve(&config, &state.path().join("serve.log"), "--listen", &[]).await;
+    let at = server.local_addr().to_string();
+    scrape_until(
+        &base,
+        &format!("certdrift_verdict{{site=\"hooked\",address=\"{at}\",verdict=\"in_sync\"}} 1"),
+    )
+    .await;
+
+    // certbot runs deploy hooks with its own environment: a wrapper sets CERTDRIFT_URL.
+    let wrapper = state.path().join("certdrift-hook");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nCERTDRIFT_URL='{base}' exec '{}'\n",
+            repo_path("deploy/certbot/deploy-hook")
+        ),
+    )
+    .unwrap();
+    chmod(&wrapper, 0o755);
+    let renew = pebble
+        .certbot(
+            state.path(),
+            &[
+                "renew",
+                "--force-renewal",
+                "--no-random-sleep-on-renew",
+                "--cert-name",
+                NAME,
+                "--deploy-hook",
+                wrapper.to_str().unwrap(),
+            ],
+        )
+        .await;
+    assert_eq!(renew.status, 0, "certbot renew: {renew:?}");
+    let log = std::fs::read_to_string(state.path().join("logs/letsencrypt.log")).unwrap();
+    assert!(
+        log.contains(&format!(
+            "asked {base}/-/recheck to re-check after renewing {}",
+            live.display()
+        )),
+        "certbot's log has no sign of the hook:\n{log}"
+    );
+    // The server was not reloaded: the re-check the hook asked for finds the renewal
+    // within seconds, not at the 1 h interval.
+    scrape_until(
+        &base,
+        &format!(
+            "certdrift_verdict{{site=\"hooked\",address=\"{at}\",verdict=\"reload_needed\"}} 1"
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@
 //! - `dashboard`: the Grafana dashboard's queries through promtool and a real Prometheus
 //!   that scrapes `serve` from the scrape example.
 //! - `deploy`: the systemd unit (systemd-analyze, its capability via setpriv), the certbot
-//!   hook, the Kubernetes manifests (offline schema validation), the Dockerfile.
+//!   hook (run by a real certbot renewal against pebble), the Kubernetes manifests (offline schema validation), the Dockerfile.
 //! - `status_page`: the page at `/` rendered by headless Chromium, screenshots; serve's
 //!   exporter-style flags.
 //!
