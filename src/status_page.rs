@@ -270,6 +270,37 @@ mod tests {
     }
 
     #[test]
+    fn days_left_and_the_expiry_colour_follow_not_after() {
+        let now = datetime!(2026-12-03 12:00 UTC);
+        let leaf = |days: i64| {
+            crate::demo::ca::TestCa::new("page test CA")
+                .issue(
+                    &crate::demo::ca::LeafSpec::new(["page.test"]).valid_between(
+                        now - time::Duration::days(90),
+                        now + time::Duration::days(days),
+                    ),
+                )
+                .summary()
+        };
+        let view = CertView::new(&leaf(30), None, now);
+        assert_eq!((view.days_left, view.expiry), (30, "ok"));
+        let view = CertView::new(&leaf(13), None, now);
+        assert_eq!((view.days_left, view.expiry), (13, "soon"));
+        let view = CertView::new(&leaf(-2), Some("f.pem".into()), now);
+        assert_eq!((view.days_left, view.expiry), (-2, "expired"));
+        assert_eq!(view.file.as_deref(), Some("f.pem"));
+    }
+
+    #[test]
+    fn every_verdict_has_a_colour_family() {
+        let families: Vec<&str> = Verdict::ALL.iter().map(|v| severity(*v)).collect();
+        assert_eq!(
+            families,
+            ["ok", "drift", "drift", "drift", "drift", "fail", "fail"]
+        );
+    }
+
+    #[test]
     fn the_template_compiles_and_names_the_version() {
         let html = render(&[], datetime!(2026-12-03 12:00 UTC));
         assert!(html.starts_with("<!doctype html>"), "{html}");
