@@ -18,12 +18,26 @@ pub struct Cli {
     pub command: Command,
 
     /// Log level (error, warn, info, debug, trace) or a tracing filter such as
-    /// `certdrift=debug`. Logs go to stderr.
-    #[arg(long, global = true, env = "CERTDRIFT_LOG", default_value = "info")]
+    /// `certdrift=debug`. Logs go to stderr. Also spelled `--log.level`.
+    #[arg(
+        long,
+        global = true,
+        env = "CERTDRIFT_LOG",
+        default_value = "info",
+        alias = "log.level"
+    )]
     pub log_level: String,
 
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log format: one line of text or one JSON object per event. Also spelled
+    /// `--log.format`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CERTDRIFT_LOG_FORMAT",
+        default_value_t = LogFormat::Text,
+        alias = "log.format"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -110,13 +124,36 @@ pub struct ServeArgs {
     #[arg(long, short, env = "CERTDRIFT_CONFIG")]
     pub config: PathBuf,
 
-    /// HTTP listen address; overrides `listen` in the config.
-    #[arg(long, env = "CERTDRIFT_LISTEN")]
+    /// HTTP listen address (`IP:PORT`); overrides `listen` in the config. Also spelled
+    /// `--web.listen-address`, as other Prometheus exporters call it.
+    #[arg(long, env = "CERTDRIFT_LISTEN", alias = "web.listen-address")]
     pub listen: Option<SocketAddr>,
 
-    /// Path of the Prometheus metrics endpoint.
-    #[arg(long, default_value = "/metrics")]
+    /// Path of the Prometheus metrics endpoint. Also spelled `--web.telemetry-path`.
+    #[arg(
+        long,
+        env = "CERTDRIFT_TELEMETRY_PATH",
+        default_value = "/metrics",
+        alias = "web.telemetry-path",
+        value_parser = parse_telemetry_path
+    )]
     pub telemetry_path: String,
+}
+
+/// A metrics path that starts with `/` and is not one of `serve`'s other endpoints.
+fn parse_telemetry_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') || path.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{path}` is not a URL path: give one that starts with `/`, such as /metrics"
+        ));
+    }
+    if crate::serve::RESERVED_PATHS.contains(&path) {
+        return Err(format!(
+            "`{path}` is already one of serve's endpoints ({}); pick another, such as /metrics",
+            crate::serve::RESERVED_PATHS.join(", ")
+        ));
+    }
+    Ok(path.to_owned())
 }
 
 /// `check`'s report format.

@@ -19,7 +19,8 @@
 //! - [`verdict`]: the comparison, with "now" as an input; [`chain`], [`key`]: the
 //!   [`finding`]s reported beside it (chain order and links, name coverage, key match).
 //! - [`inspect`]: one site end to end, for both `check` and `serve`.
-//! - [`report`], [`check`]: the one-shot run. [`state`], [`metrics`], [`serve`]: the daemon.
+//! - [`report`], [`check`]: the one-shot run. [`state`], [`metrics`], [`serve`],
+//!   [`status_page`]: the daemon.
 //! - [`demo`]: a throw-away CA, a certbot layout and a local TLS server, for the demo and the
 //!   tests.
 //!
@@ -41,4 +42,5 @@ pub mod probe;
 pub mod report;
 pub mod serve;
 pub mod state;
+pub mod status_page;
 pub mod verdict;

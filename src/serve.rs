@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::report;
 use crate::state::Store;
+use crate::status_page;
 
 /// Options of `serve` that are not in the config file.
 #[derive(Debug, Clone)]
@@ -43,6 +44,10 @@ impl Default for ServeOptions {
         }
     }
 }
+
+/// The paths `serve` answers besides the metrics endpoint, which cannot be the telemetry
+/// path.
+pub const RESERVED_PATHS: &[&str] = &["/", "/healthz", "/api/v1/status", "/-/recheck"];
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -115,7 +120,7 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
     Router::new()
         .route(telemetry_path, get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/", get(status_text))
+        .route("/", get(status_page))
         .route("/api/v1/status", get(status_json))
         .route("/-/recheck", post(recheck_handler))
         .with_state(state)
@@ -133,14 +138,11 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn status_text(State(state): State<AppState>) -> Response {
-    let reports = current_reports(&state.store);
-    let body = if reports.is_empty() {
-        "no site probed yet\n".to_owned()
-    } else {
-        report::render_table(&reports, OffsetDateTime::now_utc())
-    };
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+async fn status_page(State(state): State<AppState>) -> Response {
+    let body = state
+        .store
+        .read(|sites| status_page::render(sites, OffsetDateTime::now_utc()));
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 async fn status_json(State(state): State<AppState>) -> Response {

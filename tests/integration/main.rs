@@ -13,20 +13,32 @@
 //! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
 //! - `acme`: a real certbot renewal against pebble, served by nginx.
 //! - `messages`: every user-facing error message, printed for review.
+//! - `fleet`: four sites, one per kind of row (in sync, drifted, down, unreadable), under
+//!   a running `serve`, for the next three.
+//! - `dashboard`: the Grafana dashboard's queries through promtool and a real Prometheus
+//!   that scrapes `serve` from the scrape example.
+//! - `deploy`: the systemd unit (systemd-analyze, its capability via setpriv), the certbot
+//!   hook (run by a real certbot renewal against pebble), the Kubernetes manifests (offline schema validation), the Dockerfile.
+//! - `status_page`: the page at `/` rendered by headless Chromium, screenshots; serve's
+//!   exporter-style flags.
 //!
 //! Tests that need a real component fail when it is missing (`.ci/test` installs them);
 //! they never skip. Every network peer is on loopback.
 
+mod fleet;
 mod util;
 
 mod acme;
 mod addresses;
 mod chains;
 mod cli;
+mod dashboard;
+mod deploy;
 mod disk_errors;
 mod hostile;
 mod messages;
 mod nginx;
 mod serve;
 mod servers;
+mod status_page;
 mod verdicts;
