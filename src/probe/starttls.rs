@@ -277,26 +277,12 @@ impl<'a> Conversation<'a> {
         self.send(&request).await?;
 
         let message = self.ber_element().await?;
-        // Inside the SEQUENCE: messageID (INTEGER), then protocolOp.
-        let (_, rest) =
-            ber_split(&message).ok_or_else(|| self.broken("a truncated LDAP message"))?;
-        let (op, _) =
-            ber_split(rest).ok_or_else(|| self.broken("an LDAP message without an operation"))?;
-        if op.first() != Some(&0x78) {
-            return Err(self.broken(&format!(
-                "an LDAP operation of tag {:#04x} instead of ExtendedResponse",
-                op.first().unwrap_or(&0)
-            )));
-        }
-        let (_, body) =
-            ber_header(op).ok_or_else(|| self.broken("a truncated ExtendedResponse"))?;
-        // ExtendedResponse starts with resultCode ENUMERATED.
-        match body {
-            [0x0a, 0x01, 0x00, ..] => Ok(()),
-            [0x0a, 0x01, code, ..] => {
+        match ldap_extended_result(&message) {
+            Ok(0) => Ok(()),
+            Ok(code) => {
                 Err(self.refused(format!("answered StartTLS with LDAP result code {code}")))
             }
-            _ => Err(self.broken("an ExtendedResponse without a result code")),
+            Err(what) => Err(self.broken(&what)),
         }
     }
 
@@ -556,6 +542,29 @@ fn ber_header(bytes: &[u8]) -> Option<(usize, &[u8])> {
     Some((header + length, contents))
 }
 
+/// The resultCode of an LDAPMessage holding an ExtendedResponse, or what the message is
+/// instead (for [`Conversation::broken`]).
+fn ldap_extended_result(message: &[u8]) -> Result<u8, String> {
+    // LDAPMessage ::= SEQUENCE { messageID INTEGER, protocolOp, controls [0] OPTIONAL }: the
+    // operation is the element right after the messageID.
+    let (_, rest) = ber_split(message).ok_or("a truncated LDAP message")?;
+    let (op_len, body) = ber_header(rest).ok_or("an LDAP message without an operation")?;
+    if rest.len() < op_len {
+        return Err("a truncated LDAP operation".to_owned());
+    }
+    if rest[0] != LDAP_EXTENDED_RESPONSE {
+        return Err(format!(
+            "an LDAP operation of tag {:#04x} instead of ExtendedResponse",
+            rest[0]
+        ));
+    }
+    // ExtendedResponse starts with resultCode ENUMERATED (one byte for every defined code).
+    match body {
+        [0x0a, 0x01, code, ..] => Ok(*code),
+        _ => Err("an ExtendedResponse without a result code".to_owned()),
+    }
+}
+
 /// Splits the contents of a constructed element into its first child and the rest.
 fn ber_split(element: &[u8]) -> Option<(&[u8], &[u8])> {
     let (_, contents) = ber_header(element)?;
@@ -578,6 +587,8 @@ fn clip(text: &str) -> String {
     }
 }
 
+/// `[APPLICATION 24]`, constructed: the ExtendedResponse operation (RFC 4511 section 4.12).
+const LDAP_EXTENDED_RESPONSE: u8 = 0x78;
 const MAX_MYSQL_GREETING: usize = 1024;
 const CLIENT_LONG_PASSWORD: u32 = 0x0000_0001;
 const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
@@ -614,6 +625,33 @@ mod tests {
             Some((260, 256))
         );
         assert_eq!(ber_header(&[0x30]), None);
+    }
+
+    #[test]
+    fn ldap_start_tls_answers_from_slapd_are_read_as_result_codes() {
+        // slapd 2.5.13's answer to the StartTLS request, byte for byte: messageID 1,
+        // ExtendedResponse { resultCode success, matchedDN "", diagnosticMessage "" }.
+        let success = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ];
+        assert_eq!(ldap_extended_result(&success), Ok(0));
+        // The same with resultCode protocolError (2), as a server without TLS configured
+        // answers, and with a responseName after the diagnostic message.
+        let mut refused = success.to_vec();
+        refused[9] = 0x02;
+        assert_eq!(ldap_extended_result(&refused), Ok(2));
+        let mut named = vec![0x30, 0x24, 0x02, 0x01, 0x01, 0x78, 0x1f];
+        named.extend_from_slice(&[0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00, 0x8a, 0x16]);
+        named.extend_from_slice(b"1.3.6.1.4.1.1466.20037");
+        assert_eq!(ldap_extended_result(&named), Ok(0));
+        // A BindResponse where the ExtendedResponse was due.
+        let bind = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ];
+        assert_eq!(
+            ldap_extended_result(&bind),
+            Err("an LDAP operation of tag 0x61 instead of ExtendedResponse".to_owned())
+        );
     }
 
     #[test]

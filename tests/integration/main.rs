@@ -3,6 +3,7 @@
 //! Index:
 //! - `util`: temp dirs, free ports, child processes, running the `certdrift` binary, HTTP.
 //! - `servers`: real servers from Debian packages (nginx, pebble, certbot) run on loopback.
+//! - `daemons`: real mail, directory, database, FTP and XMPP servers run on loopback.
 //! - `cli`: the demo and the help text a new user meets first.
 //! - `verdicts`: every verdict against an in-process TLS server, through `certdrift check`.
 //! - `chains`: chain findings, name coverage, the key check and dual certificates.
@@ -12,12 +13,17 @@
 //! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
 //! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
 //! - `acme`: a real certbot renewal against pebble, served by nginx.
+//! - `protocols`: each protocol against its real server (postfix, dovecot, PostgreSQL,
+//!   MariaDB, vsftpd, slapd, prosody) through a renewal and reload; nginx with two
+//!   certificates for one name.
 //! - `messages`: every user-facing error message, printed for review.
 //!
 //! Tests that need a real component fail when it is missing (`.ci/test` installs them);
 //! they never skip. Every network peer is on loopback.
 
 mod util;
+
+mod daemons;
 
 mod acme;
 mod addresses;
@@ -27,6 +33,7 @@ mod disk_errors;
 mod hostile;
 mod messages;
 mod nginx;
+mod protocols;
 mod serve;
 mod servers;
 mod verdicts;
