@@ -21,6 +21,15 @@ use crate::util::{ChildGuard, free_port, require, run_command};
 /// then be able to read the certificate files.
 pub const UNPRIVILEGED: (&str, &str) = ("nobody", "nogroup");
 
+/// The certificate (with its chain) and key files a server loads.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsFiles<'a> {
+    /// The PEM certificate chain, leaf first.
+    pub cert: &'a Path,
+    /// The PEM private key.
+    pub key: &'a Path,
+}
+
 /// How long a server may take to listen after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -93,6 +102,20 @@ impl Postfix {
         fallback_cert: &Path,
         fallback_key: &Path,
     ) -> Self {
+        let tls = TlsFiles { cert, key };
+        let fallback = TlsFiles {
+            cert: fallback_cert,
+            key: fallback_key,
+        };
+        Self::launch(Some((sni_name, tls, fallback))).await
+    }
+
+    /// Starts postfix with TLS off: its EHLO reply offers no STARTTLS.
+    pub async fn start_without_tls() -> Self {
+        Self::launch(None).await
+    }
+
+    async fn launch(sni: Option<(&str, TlsFiles<'_>, TlsFiles<'_>)>) -> Self {
         let master = require("master");
         let dir = shared_dir();
         let root = dir.path();
@@ -122,20 +145,31 @@ local_recipient_maps =
 alias_maps =
 alias_database =
 notify_classes =
-smtpd_tls_security_level = may
-smtpd_tls_chain_files = {fallback_key}, {fallback_cert}
-tls_server_sni_maps = hash:{root}/conf/sni
-",
+{tls}",
                 root = root.display(),
-                fallback_key = fallback_key.display(),
-                fallback_cert = fallback_cert.display(),
+                tls = match sni {
+                    Some((_, _, fallback)) => format!(
+                        "smtpd_tls_security_level = may\n\
+                         smtpd_tls_chain_files = {}, {}\n\
+                         tls_server_sni_maps = hash:{}/conf/sni\n",
+                        fallback.key.display(),
+                        fallback.cert.display(),
+                        root.display()
+                    ),
+                    None => "smtpd_tls_security_level = none\n".to_owned(),
+                },
             ),
         )
         .unwrap();
+        let required = if sni.is_some() {
+            " -o smtpd_tls_security_level=encrypt"
+        } else {
+            ""
+        };
         std::fs::write(
             conf.join("master.cf"),
             format!(
-                "127.0.0.1:{port} inet n - n - - smtpd -o smtpd_tls_security_level=encrypt
+                "127.0.0.1:{port} inet n - n - - smtpd{required}
 tlsmgr unix - - n 1000? 1 tlsmgr
 postlog unix-dgram n - n - 1 postlogd
 "
@@ -144,12 +178,14 @@ postlog unix-dgram n - n - 1 postlogd
         .unwrap();
         // An SNI map names files, but `postmap -F` stores their contents: the map is rebuilt
         // at each reload, as a deploy hook must do.
-        std::fs::write(
-            conf.join("sni"),
-            format!("{sni_name} {} {}\n", key.display(), cert.display()),
-        )
-        .unwrap();
-        build_sni_map(&conf).await;
+        if let Some((name, tls, _)) = sni {
+            std::fs::write(
+                conf.join("sni"),
+                format!("{name} {} {}\n", tls.key.display(), tls.cert.display()),
+            )
+            .unwrap();
+            build_sni_map(&conf).await;
+        }
         // master ignores a main.cf younger than about two seconds.
         run_ok(&require("touch"), &["-d", "-10 sec", text(&main_cf)]).await;
         // `postfix check` creates the queue's subdirectories with their owners and modes.
@@ -191,10 +227,20 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts dovecot on three free ports, serving `cert` and `key`.
     pub async fn start(cert: &Path, key: &Path) -> Self {
+        Self::launch(Some(TlsFiles { cert, key })).await
+    }
+
+    /// Starts dovecot with `ssl = no`, on IMAP and POP3 only (`imaps_port` is 0).
+    pub async fn start_without_tls() -> Self {
+        Self::launch(None).await
+    }
+
+    async fn launch(tls: Option<TlsFiles<'_>>) -> Self {
         let dovecot = require("dovecot");
         let dir = shared_dir();
         let root = dir.path();
-        let (imap_port, imaps_port, pop3_port) = (free_port(), free_port(), free_port());
+        let (imap_port, pop3_port) = (free_port(), free_port());
+        let imaps_port = if tls.is_some() { free_port() } else { 0 };
         let conf = root.join("dovecot.conf");
         std::fs::write(
             &conf,
@@ -204,9 +250,7 @@ listen = 127.0.0.1
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = /dev/stderr
-ssl = yes
-ssl_cert = <{cert}
-ssl_key = <{key}
+{ssl}
 auth_mechanisms = plain
 passdb {{
   driver = static
@@ -235,14 +279,23 @@ service pop3-login {{
 }}
 ",
                 root = root.display(),
-                cert = cert.display(),
-                key = key.display(),
+                ssl = match tls {
+                    Some(tls) => format!(
+                        "ssl = yes\nssl_cert = <{}\nssl_key = <{}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    ),
+                    None => "ssl = no".to_owned(),
+                },
             ),
         )
         .unwrap();
         let log = root.join("dovecot.log");
         let mut child = ChildGuard::spawn(&dovecot, &["-F", "-c", text(&conf)], &[], &log);
         for port in [imap_port, imaps_port, pop3_port] {
+            if port == 0 {
+                continue;
+            }
             await_listener("dovecot", &mut child, loopback(port), &log).await;
         }
         Self {
@@ -278,6 +331,15 @@ impl Postgres {
     /// `initdb` in a temp dir, then `postgres` on a free port serving `cert` and `key`, which
     /// [`UNPRIVILEGED`] must be able to read (and own the key: PostgreSQL checks).
     pub async fn start(cert: &Path, key: &Path) -> Self {
+        Self::launch(Some(TlsFiles { cert, key })).await
+    }
+
+    /// Starts PostgreSQL with `ssl = off`: it answers SSLRequest with `N`.
+    pub async fn start_without_tls() -> Self {
+        Self::launch(None).await
+    }
+
+    async fn launch(tls: Option<TlsFiles<'_>>) -> Self {
         let bin = Path::new(POSTGRES_BIN);
         assert!(
             bin.join("postgres").is_file(),
@@ -308,8 +370,6 @@ impl Postgres {
         let port = free_port();
         let postgres = bin.join("postgres").display().to_string();
         let port_text = port.to_string();
-        let cert_setting = format!("ssl_cert_file={}", cert.display());
-        let key_setting = format!("ssl_key_file={}", key.display());
         let socket_setting = format!("unix_socket_directories={}", root.display());
         let mut args = as_user.to_vec();
         args.extend([
@@ -323,14 +383,19 @@ impl Postgres {
             "-c",
             &socket_setting,
             "-c",
-            "ssl=on",
-            "-c",
-            &cert_setting,
-            "-c",
-            &key_setting,
-            "-c",
             "fsync=off",
         ]);
+        let ssl_settings = match tls {
+            Some(tls) => vec![
+                "ssl=on".to_owned(),
+                format!("ssl_cert_file={}", tls.cert.display()),
+                format!("ssl_key_file={}", tls.key.display()),
+            ],
+            None => vec!["ssl=off".to_owned()],
+        };
+        for setting in &ssl_settings {
+            args.extend(["-c", setting.as_str()]);
+        }
         let log = root.join("postgres.log");
         let mut child = ChildGuard::spawn(&require("setpriv"), &args, &[], &log);
         await_listener("postgres", &mut child, loopback(port), &log).await;
@@ -361,6 +426,15 @@ pub struct Mariadb {
 impl Mariadb {
     /// Starts `mariadbd --no-defaults` on a free port serving `cert` and `key`.
     pub async fn start(cert: &Path, key: &Path) -> Self {
+        Self::launch(Some(TlsFiles { cert, key })).await
+    }
+
+    /// Starts MariaDB without a certificate: TLS is off and its greeting says so.
+    pub async fn start_without_tls() -> Self {
+        Self::launch(None).await
+    }
+
+    async fn launch(tls: Option<TlsFiles<'_>>) -> Self {
         let mariadbd = require("mariadbd");
         let dir = shared_dir();
         let root = dir.path();
@@ -369,7 +443,7 @@ impl Mariadb {
         let port = free_port();
         let socket = root.join("mysqld.sock");
         let log = root.join("mariadb.log");
-        let args = [
+        let mut args = vec![
             "--no-defaults".to_owned(),
             format!("--datadir={}", data.display()),
             "--user=root".to_owned(),
@@ -382,9 +456,11 @@ impl Mariadb {
             "--skip-name-resolve".to_owned(),
             "--innodb-use-native-aio=0".to_owned(),
             "--innodb-buffer-pool-size=8M".to_owned(),
-            format!("--ssl-cert={}", cert.display()),
-            format!("--ssl-key={}", key.display()),
         ];
+        if let Some(tls) = tls {
+            args.push(format!("--ssl-cert={}", tls.cert.display()));
+            args.push(format!("--ssl-key={}", tls.key.display()));
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child = ChildGuard::spawn(&mariadbd, &args, &[], &log);
         await_listener("mariadbd", &mut child, loopback(port), &log).await;
@@ -427,6 +503,15 @@ pub struct Vsftpd {
 impl Vsftpd {
     /// Starts vsftpd on a free port serving `cert` and `key`.
     pub async fn start(cert: &Path, key: &Path) -> Self {
+        Self::launch(Some(TlsFiles { cert, key })).await
+    }
+
+    /// Starts vsftpd with `ssl_enable=NO`: it answers AUTH TLS with an error reply.
+    pub async fn start_without_tls() -> Self {
+        Self::launch(None).await
+    }
+
+    async fn launch(tls: Option<TlsFiles<'_>>) -> Self {
         let dir = shared_dir();
         let root = dir.path();
         let empty = root.join("empty");
@@ -448,18 +533,21 @@ anonymous_enable=YES
 local_enable=NO
 write_enable=NO
 pasv_enable=NO
-ssl_enable=YES
-rsa_cert_file={cert}
-rsa_private_key_file={key}
-ssl_ciphers=HIGH
+{ssl}
 seccomp_sandbox=NO
 isolate=NO
 isolate_network=NO
 secure_chroot_dir={empty}
 xferlog_enable=NO
 ",
-                cert = cert.display(),
-                key = key.display(),
+                ssl = match tls {
+                    Some(tls) => format!(
+                        "ssl_enable=YES\nrsa_cert_file={}\nrsa_private_key_file={}\nssl_ciphers=HIGH",
+                        tls.cert.display(),
+                        tls.key.display()
+                    ),
+                    None => "ssl_enable=NO".to_owned(),
+                },
                 empty = empty.display(),
             ),
         )
@@ -497,8 +585,7 @@ xferlog_enable=NO
 pub struct Slapd {
     dir: TempDir,
     _child: ChildGuard,
-    cert: PathBuf,
-    key: PathBuf,
+    tls: Option<(PathBuf, PathBuf)>,
     /// The `ldap://` port.
     pub port: u16,
 }
@@ -509,6 +596,15 @@ const SLAPD_CONFIG_PASSWORD: &str = "certdrift-test";
 impl Slapd {
     /// Starts slapd on a free port serving `cert` and `key`.
     pub async fn start(cert: &Path, key: &Path) -> Self {
+        Self::launch(Some(TlsFiles { cert, key })).await
+    }
+
+    /// Starts slapd without TLS settings: it answers StartTLS with an LDAP error code.
+    pub async fn start_without_tls() -> Self {
+        Self::launch(None).await
+    }
+
+    async fn launch(tls: Option<TlsFiles<'_>>) -> Self {
         let dir = shared_dir();
         let root = dir.path();
         let config_dir = root.join("slapd.d");
@@ -520,15 +616,19 @@ impl Slapd {
                 "include /etc/ldap/schema/core.schema
 pidfile {root}/slapd.pid
 argsfile {root}/slapd.args
-TLSCertificateFile {cert}
-TLSCertificateKeyFile {key}
-database config
+{tls_lines}database config
 rootdn \"cn=admin,cn=config\"
 rootpw {SLAPD_CONFIG_PASSWORD}
 ",
                 root = root.display(),
-                cert = cert.display(),
-                key = key.display(),
+                tls_lines = match tls {
+                    Some(tls) => format!(
+                        "TLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
+                        tls.cert.display(),
+                        tls.key.display()
+                    ),
+                    None => String::new(),
+                },
             ),
         )
         .unwrap();
@@ -552,8 +652,7 @@ rootpw {SLAPD_CONFIG_PASSWORD}
         Self {
             dir,
             _child: child,
-            cert: cert.to_owned(),
-            key: key.to_owned(),
+            tls: tls.map(|tls| (tls.cert.to_owned(), tls.key.to_owned())),
             port,
         }
     }
@@ -562,6 +661,10 @@ rootpw {SLAPD_CONFIG_PASSWORD}
     /// same paths: slapd rebuilds its TLS context from the files on any change to them. This
     /// is how a certbot deploy hook reloads slapd without a restart.
     pub async fn reload(&self) {
+        let (cert, key) = self
+            .tls
+            .as_ref()
+            .expect("reload is for a slapd started with TLS");
         let ldif = format!(
             "dn: cn=config
 changetype: modify
@@ -571,8 +674,8 @@ olcTLSCertificateFile: {}
 replace: olcTLSCertificateKeyFile
 olcTLSCertificateKeyFile: {}
 ",
-            self.cert.display(),
-            self.key.display()
+            cert.display(),
+            key.display()
         );
         let file = self.dir.path().join("reload.ldif");
         std::fs::write(&file, ldif).unwrap();
@@ -608,6 +711,17 @@ pub struct Prosody {
 impl Prosody {
     /// Starts prosody on two free ports with virtual host `host` serving `cert` and `key`.
     pub async fn start(host: &str, cert: &Path, key: &Path) -> Self {
+        Self::launch(host, Some(TlsFiles { cert, key })).await
+    }
+
+    /// Starts prosody with `mod_tls` off and no certificate for `host`: its stream features
+    /// offer no STARTTLS. (With mod_tls on and no certificate it still offers STARTTLS, then
+    /// fails the handshake.)
+    pub async fn start_without_tls(host: &str) -> Self {
+        Self::launch(host, None).await
+    }
+
+    async fn launch(host: &str, tls: Option<TlsFiles<'_>>) -> Self {
         let dir = shared_dir();
         let root = dir.path();
         std::fs::create_dir_all(root.join("data")).unwrap();
@@ -631,17 +745,26 @@ s2s_direct_tls_ports = {{}}
 http_ports = {{}}
 https_ports = {{}}
 component_ports = {{}}
-modules_enabled = {{ \"tls\", \"saslauth\", \"disco\" }}
-modules_disabled = {{ \"admin_shell\" }}
-c2s_require_encryption = true
-s2s_require_encryption = true
+modules_enabled = {{ \"saslauth\", \"disco\"{tls_module} }}
+modules_disabled = {{ \"admin_shell\"{no_tls_module} }}
+c2s_require_encryption = {encrypted}
+s2s_require_encryption = {encrypted}
 authentication = \"anonymous\"
 VirtualHost \"{host}\"
-  ssl = {{ certificate = \"{cert}\"; key = \"{key}\" }}
+{ssl}
 ",
                 root = root.display(),
-                cert = cert.display(),
-                key = key.display(),
+                encrypted = tls.is_some(),
+                tls_module = if tls.is_some() { ", \"tls\"" } else { "" },
+                no_tls_module = if tls.is_some() { "" } else { ", \"tls\"" },
+                ssl = match tls {
+                    Some(tls) => format!(
+                        "  ssl = {{ certificate = \"{}\"; key = \"{}\" }}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    ),
+                    None => String::new(),
+                },
             ),
         )
         .unwrap();

@@ -509,3 +509,98 @@ async fn nginx_dual_certificates_are_each_compared_with_their_own_file() {
     }
     assert_eq!(streak, 2, "never twice in sync after the reload: {last:?}");
 }
+
+#[tokio::test]
+async fn servers_with_tls_off_are_probe_failed_with_what_they_answered() {
+    let lineage = Lineage::new("plain.certdrift.test", KeyAlgorithm::EcdsaP256).await;
+    let (postfix, dovecot, postgres, mariadb, vsftpd, slapd, prosody) = tokio::join!(
+        Postfix::start_without_tls(),
+        Dovecot::start_without_tls(),
+        Postgres::start_without_tls(),
+        Mariadb::start_without_tls(),
+        Vsftpd::start_without_tls(),
+        Slapd::start_without_tls(),
+        Prosody::start_without_tls(&lineage.name),
+    );
+    // (site, protocol, port, what the reason must say the server answered)
+    let sites = [
+        (
+            "postfix",
+            "smtp",
+            postfix.port,
+            "does not offer STARTTLS in its EHLO reply",
+        ),
+        (
+            "imap",
+            "imap",
+            dovecot.imap_port,
+            "answered STARTTLS with `a1 BAD TLS support isn't enabled.`",
+        ),
+        (
+            "pop3",
+            "pop3",
+            dovecot.pop3_port,
+            "answered STLS with `-ERR TLS support isn't enabled.`",
+        ),
+        (
+            "postgres",
+            "postgres",
+            postgres.port,
+            "answered SSLRequest with N",
+        ),
+        ("mariadb", "mysql", mariadb.port, "no CLIENT_SSL capability"),
+        (
+            "vsftpd",
+            "ftp",
+            vsftpd.port,
+            "answered AUTH TLS with `530 Please login with USER and PASS.`",
+        ),
+        (
+            "slapd",
+            "ldap",
+            slapd.port,
+            "answered StartTLS with LDAP result code 2 (protocolError): unsupported extended operation",
+        ),
+        (
+            "c2s",
+            "xmpp",
+            prosody.c2s_port,
+            "does not offer STARTTLS in its stream features",
+        ),
+        (
+            "s2s",
+            "xmpp-server",
+            prosody.s2s_port,
+            "closed the stream with error undefined-condition (No stream features to offer)",
+        ),
+    ];
+    let tables: Vec<String> = sites
+        .iter()
+        .map(|(site, protocol, port, _)| lineage.site_table(site, *port, protocol))
+        .collect();
+    let config = lineage.config(&tables);
+    let run = check(&config).await;
+    assert_eq!(run.status, 2, "{run:?}");
+    let results = results(&run);
+    assert_eq!(results.len(), sites.len(), "{run:?}");
+    for (result, (site, protocol, _, answer)) in results.iter().zip(sites) {
+        assert_eq!(result["site"], site);
+        assert_eq!(result["protocol"], protocol);
+        assert_eq!(result["verdict"], "probe_failed", "{site}: {result:#}");
+        assert_eq!(
+            result["error"]["kind"], "starttls_refused",
+            "{site}: {result:#}"
+        );
+        let reason = result["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with(&format!(
+                "the server does not start TLS over {protocol}: it "
+            )),
+            "{site}: {reason}"
+        );
+        assert!(
+            reason.contains(answer),
+            "{site}: `{reason}` lacks `{answer}`"
+        );
+    }
+}
