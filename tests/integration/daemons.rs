@@ -519,8 +519,7 @@ impl Vsftpd {
         let port = free_port();
         let conf = root.join("vsftpd.conf");
         // Debian's vsftpd defaults to one legacy cipher (DES-CBC3-SHA) that no current client
-        // offers; `HIGH` is what a real deployment sets. The sandbox options are off because
-        // they need namespaces and seccomp the test does not need.
+        // offers; `HIGH` is what a real deployment sets.
         std::fs::write(
             &conf,
             format!(
@@ -534,9 +533,6 @@ local_enable=NO
 write_enable=NO
 pasv_enable=NO
 {ssl}
-seccomp_sandbox=NO
-isolate=NO
-isolate_network=NO
 secure_chroot_dir={empty}
 xferlog_enable=NO
 ",
