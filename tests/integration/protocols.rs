@@ -6,6 +6,7 @@
 //! (`reload_needed`, the server still on 1), then the server is reloaded its own way
 //! (`in_sync` on 2). Serials are compared with the generations the test issued.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,6 +57,10 @@ impl Lineage {
         owner: Option<(&'static str, &'static str)>,
     ) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
+        if owner.is_some() {
+            // The owner must get through the temp dir to reach `letsencrypt/`.
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let ca_file = dir.path().join("root.pem");
         std::fs::write(&ca_file, ca.root_pem()).unwrap();
         let mut lineage = Self {
@@ -142,7 +147,7 @@ async fn check(config: &Path) -> Run {
     .await
 }
 
-/// The results of `run`, keyed by site name, in order.
+/// The results of `run`, one per site and address, in config order.
 fn results(run: &Run) -> Vec<Value> {
     run.json()["results"]
         .as_array()
