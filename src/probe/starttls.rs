@@ -277,26 +277,20 @@ impl<'a> Conversation<'a> {
         self.send(&request).await?;
 
         let message = self.ber_element().await?;
-        // Inside the SEQUENCE: messageID (INTEGER), then protocolOp.
-        let (_, rest) =
-            ber_split(&message).ok_or_else(|| self.broken("a truncated LDAP message"))?;
-        let (op, _) =
-            ber_split(rest).ok_or_else(|| self.broken("an LDAP message without an operation"))?;
-        if op.first() != Some(&0x78) {
-            return Err(self.broken(&format!(
-                "an LDAP operation of tag {:#04x} instead of ExtendedResponse",
-                op.first().unwrap_or(&0)
-            )));
-        }
-        let (_, body) =
-            ber_header(op).ok_or_else(|| self.broken("a truncated ExtendedResponse"))?;
-        // ExtendedResponse starts with resultCode ENUMERATED.
-        match body {
-            [0x0a, 0x01, 0x00, ..] => Ok(()),
-            [0x0a, 0x01, code, ..] => {
-                Err(self.refused(format!("answered StartTLS with LDAP result code {code}")))
+        match ldap_extended_result(&message) {
+            Ok((0, _)) => Ok(()),
+            Ok((code, diagnostic)) => {
+                let name = ldap_result_name(code).map_or(String::new(), |n| format!(" ({n})"));
+                let said = if diagnostic.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", clip(&diagnostic))
+                };
+                Err(self.refused(format!(
+                    "answered StartTLS with LDAP result code {code}{name}{said}"
+                )))
             }
-            _ => Err(self.broken("an ExtendedResponse without a result code")),
+            Err(what) => Err(self.broken(&what)),
         }
     }
 
@@ -317,7 +311,9 @@ impl<'a> Conversation<'a> {
             ])
             .await?;
         if features.contains("<stream:error") {
-            return Err(self.refused(format!("closed the stream: {}", clip(&features))));
+            // The stream header comes first; what matters is the error's condition and text.
+            let detail = xmpp_stream_error(&features).unwrap_or_else(|| clip(&features));
+            return Err(self.refused(format!("closed the stream with error {detail}")));
         }
         if !features.contains("urn:ietf:params:xml:ns:xmpp-tls") {
             return Err(self.refused("does not offer STARTTLS in its stream features".to_owned()));
@@ -556,11 +552,78 @@ fn ber_header(bytes: &[u8]) -> Option<(usize, &[u8])> {
     Some((header + length, contents))
 }
 
+/// The resultCode and diagnosticMessage of an LDAPMessage holding an ExtendedResponse, or
+/// what the message is instead (for [`Conversation::broken`]).
+fn ldap_extended_result(message: &[u8]) -> Result<(u8, String), String> {
+    // LDAPMessage ::= SEQUENCE { messageID INTEGER, protocolOp, controls [0] OPTIONAL }: the
+    // operation is the element right after the messageID.
+    let (_, rest) = ber_split(message).ok_or("a truncated LDAP message")?;
+    let (op_len, body) = ber_header(rest).ok_or("an LDAP message without an operation")?;
+    if rest.len() < op_len {
+        return Err("a truncated LDAP operation".to_owned());
+    }
+    if rest[0] != LDAP_EXTENDED_RESPONSE {
+        return Err(format!(
+            "an LDAP operation of tag {:#04x} instead of ExtendedResponse",
+            rest[0]
+        ));
+    }
+    // ExtendedResponse starts with LDAPResult: resultCode ENUMERATED (one byte for every
+    // defined code), matchedDN and diagnosticMessage OCTET STRINGs.
+    let [0x0a, 0x01, code, rest @ ..] = body else {
+        return Err("an ExtendedResponse without a result code".to_owned());
+    };
+    let diagnostic = ber_header(rest)
+        .and_then(|(matched_len, _)| rest.get(matched_len..))
+        .filter(|after| after.first() == Some(&0x04))
+        .and_then(ber_header)
+        .map(|(_, text)| String::from_utf8_lossy(text).into_owned())
+        .unwrap_or_default();
+    Ok((*code, diagnostic))
+}
+
+/// RFC 4511 appendix A's name for the result codes a StartTLS refusal carries.
+fn ldap_result_name(code: u8) -> Option<&'static str> {
+    match code {
+        1 => Some("operationsError"),
+        2 => Some("protocolError"),
+        52 => Some("unavailable"),
+        53 => Some("unwillingToPerform"),
+        _ => None,
+    }
+}
+
 /// Splits the contents of a constructed element into its first child and the rest.
 fn ber_split(element: &[u8]) -> Option<(&[u8], &[u8])> {
     let (_, contents) = ber_header(element)?;
     let (child_len, _) = ber_header(contents)?;
     (child_len <= contents.len()).then(|| contents.split_at(child_len))
+}
+
+/// The condition and text of the `<stream:error>` in `received`, as
+/// `undefined-condition (No stream features to offer)`; `None` without a condition element.
+fn xmpp_stream_error(received: &str) -> Option<String> {
+    let error = &received[received.find("<stream:error")?..];
+    let body = error[error.find('>')? + 1..].trim_start();
+    // RFC 6120 section 4.9.2: the first child names the condition; an optional <text/> says
+    // more in words.
+    let condition: String = body
+        .strip_prefix('<')?
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    if condition.is_empty() {
+        return None;
+    }
+    let text = body.find("<text").and_then(|start| {
+        let element = &body[start..];
+        let content = &element[element.find('>')? + 1..];
+        Some(&content[..content.find("</text>")?])
+    });
+    Some(match text {
+        Some(text) if !text.trim().is_empty() => format!("{condition} ({})", clip(text)),
+        _ => condition,
+    })
 }
 
 fn xml_escape(text: &str) -> String {
@@ -578,6 +641,8 @@ fn clip(text: &str) -> String {
     }
 }
 
+/// `[APPLICATION 24]`, constructed: the ExtendedResponse operation (RFC 4511 section 4.12).
+const LDAP_EXTENDED_RESPONSE: u8 = 0x78;
 const MAX_MYSQL_GREETING: usize = 1024;
 const CLIENT_LONG_PASSWORD: u32 = 0x0000_0001;
 const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
@@ -614,6 +679,57 @@ mod tests {
             Some((260, 256))
         );
         assert_eq!(ber_header(&[0x30]), None);
+    }
+
+    #[test]
+    fn ldap_start_tls_answers_from_slapd_are_read_as_result_codes() {
+        // slapd 2.5.13's answer to the StartTLS request, byte for byte: messageID 1,
+        // ExtendedResponse { resultCode success, matchedDN "", diagnosticMessage "" }.
+        let success = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ];
+        assert_eq!(ldap_extended_result(&success), Ok((0, String::new())));
+        // slapd 2.5.13 without TLS settings: protocolError (2) with a diagnostic message.
+        let mut refused = vec![
+            0x30, 0x2a, 0x02, 0x01, 0x01, 0x78, 0x25, 0x0a, 0x01, 0x02, 0x04, 0x00, 0x04, 0x1e,
+        ];
+        refused.extend_from_slice(b"unsupported extended operation");
+        assert_eq!(
+            ldap_extended_result(&refused),
+            Ok((2, "unsupported extended operation".to_owned()))
+        );
+        // A success with a responseName after the diagnostic message.
+        let mut named = vec![0x30, 0x24, 0x02, 0x01, 0x01, 0x78, 0x1f];
+        named.extend_from_slice(&[0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00, 0x8a, 0x16]);
+        named.extend_from_slice(b"1.3.6.1.4.1.1466.20037");
+        assert_eq!(ldap_extended_result(&named), Ok((0, String::new())));
+        // A BindResponse where the ExtendedResponse was due.
+        let bind = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+        ];
+        assert_eq!(
+            ldap_extended_result(&bind),
+            Err("an LDAP operation of tag 0x61 instead of ExtendedResponse".to_owned())
+        );
+    }
+
+    #[test]
+    fn xmpp_stream_errors_are_read_as_condition_and_text() {
+        // prosody 0.12.3's answer to a server stream when it has no STARTTLS to offer.
+        let prosody = "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' \
+            xml:lang='en' xmlns='jabber:server' version='1.0' from='t.test' to='' \
+            id='196ada5d-ed73-4c2d-a809-8317eba31976'><stream:error><undefined-condition \
+            xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text \
+            xmlns='urn:ietf:params:xml:ns:xmpp-streams'>No stream features to offer</text>\
+            </stream:error></stream:stream>";
+        assert_eq!(
+            xmpp_stream_error(prosody).as_deref(),
+            Some("undefined-condition (No stream features to offer)")
+        );
+        let bare = "<stream:stream><stream:error> <host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>";
+        assert_eq!(xmpp_stream_error(bare).as_deref(), Some("host-unknown"));
+        assert_eq!(xmpp_stream_error("<stream:error/></stream:stream>"), None);
+        assert_eq!(xmpp_stream_error("<stream:features/>"), None);
     }
 
     #[test]

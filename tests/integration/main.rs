@@ -3,6 +3,7 @@
 //! Index:
 //! - `util`: temp dirs, free ports, child processes, running the `certdrift` binary, HTTP.
 //! - `servers`: real servers from Debian packages (nginx, pebble, certbot) run on loopback.
+//! - `daemons`: real mail, directory, database, FTP and XMPP servers run on loopback.
 //! - `cli`: the demo and the help text a new user meets first.
 //! - `verdicts`: every verdict against an in-process TLS server, through `certdrift check`.
 //! - `chains`: chain findings, name coverage, the key check and dual certificates.
@@ -12,6 +13,9 @@
 //! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
 //! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
 //! - `acme`: a real certbot renewal against pebble, served by nginx.
+//! - `protocols`: each protocol against its real server (postfix, dovecot, PostgreSQL,
+//!   MariaDB, vsftpd, slapd, prosody) through a renewal and reload; nginx with two
+//!   certificates for one name.
 //! - `messages`: every user-facing error message, printed for review.
 //! - `fleet`: four sites, one per kind of row (in sync, drifted, down, unreadable), under
 //!   a running `serve`, for the next three.
@@ -28,6 +32,8 @@
 mod fleet;
 mod util;
 
+mod daemons;
+
 mod acme;
 mod addresses;
 mod chains;
@@ -38,6 +44,7 @@ mod disk_errors;
 mod hostile;
 mod messages;
 mod nginx;
+mod protocols;
 mod serve;
 mod servers;
 mod status_page;

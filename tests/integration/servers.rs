@@ -23,6 +23,16 @@ impl Nginx {
     /// Starts nginx listening on each of `listens` (`127.0.0.1`, `[::1]`) at a free port,
     /// serving `cert` and `key` for `server_name`.
     pub async fn start(listens: &[&str], server_name: &str, cert: &Path, key: &Path) -> Self {
+        Self::start_with_certs(listens, server_name, &[(cert, key)]).await
+    }
+
+    /// Like [`Nginx::start`], with one `ssl_certificate` pair per entry of `certs` (an ECDSA
+    /// and an RSA certificate for one name: nginx picks by what the client offers).
+    pub async fn start_with_certs(
+        listens: &[&str],
+        server_name: &str,
+        certs: &[(&Path, &Path)],
+    ) -> Self {
         let nginx = require("nginx");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -33,6 +43,16 @@ impl Nginx {
         let listen_lines: String = listens
             .iter()
             .map(|address| format!("        listen {address}:{port} ssl;\n"))
+            .collect();
+        let cert_lines: String = certs
+            .iter()
+            .map(|(cert, key)| {
+                format!(
+                    "        ssl_certificate {};\n        ssl_certificate_key {};\n",
+                    cert.display(),
+                    key.display()
+                )
+            })
             .collect();
         let conf = root.join("nginx.conf");
         let text = format!(
@@ -49,16 +69,12 @@ http {{
     scgi_temp_path {root}/tmp/scgi;
     server {{
 {listen_lines}        server_name {server_name};
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
+{cert_lines}        ssl_protocols TLSv1.2 TLSv1.3;
         location / {{ return 200 \"ok\\n\"; }}
     }}
 }}
 ",
             root = root.display(),
-            cert = cert.display(),
-            key = key.display(),
         );
         std::fs::write(&conf, text).unwrap();
 
