@@ -9,6 +9,7 @@
 //! The key names are an interface: dashboards, alert rules and users' files depend on them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::alert::Severity;
 use crate::probe::{AddressFamily, KeyType, Protocol, Timeouts};
 
 /// The whole configuration.
@@ -35,6 +37,10 @@ pub struct Config {
     pub concurrency: usize,
     /// The sites to watch, in file order.
     pub sites: Vec<Site>,
+    /// `serve`: alert thresholds, the state file and delivery settings (`[alerts]`).
+    pub alerts: AlertSettings,
+    /// `serve`: where alert notifications go (`[[receiver]]`), in file order.
+    pub receivers: Vec<Receiver>,
 }
 
 /// One site: the certificate files and the server that should serve them.
@@ -255,6 +261,29 @@ impl Config {
             sites.push(site);
         }
 
+        let alerts = match raw.alerts {
+            Some(table) => {
+                validate_alerts(table.into_inner(), base).map_err(|(span, msg)| at(span, msg))?
+            }
+            None => AlertSettings::default(),
+        };
+        let mut receivers: Vec<Receiver> = Vec::with_capacity(raw.receiver.len());
+        for spanned in raw.receiver {
+            let table_span = spanned.span();
+            let receiver = validate_receiver(spanned.into_inner(), &sites, &alerts)
+                .map_err(|(span, msg)| at(span.unwrap_or(table_span.clone()), msg))?;
+            if receivers.iter().any(|other| other.name == receiver.name) {
+                return Err(at(
+                    table_span,
+                    format!(
+                        "`name`: receiver `{}` is defined twice; names must be unique, they become the `receiver` label",
+                        receiver.name
+                    ),
+                ));
+            }
+            receivers.push(receiver);
+        }
+
         Ok(Self {
             source: None,
             interval,
@@ -262,6 +291,8 @@ impl Config {
             listen,
             concurrency,
             sites,
+            alerts,
+            receivers,
         })
     }
 
@@ -312,6 +343,8 @@ impl Config {
             listen: default_listen(),
             concurrency: DEFAULT_CONCURRENCY,
             sites: vec![site],
+            alerts: AlertSettings::default(),
+            receivers: Vec::new(),
         })
     }
 
@@ -374,6 +407,9 @@ struct RawConfig {
     ca_file: Option<PathBuf>,
     #[serde(default)]
     site: Vec<Spanned<RawSite>>,
+    alerts: Option<Spanned<RawAlerts>>,
+    #[serde(default)]
+    receiver: Vec<Spanned<RawReceiver>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -701,6 +737,485 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
     plain.then(|| key.to_owned())
+}
+
+/// The `[alerts]` table: when conditions become alerts, and how notifications are delivered.
+///
+/// Every duration here may be short (down to `0s` for the grace) so that tests run in seconds;
+/// the defaults suit production.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertSettings {
+    /// Where the alert state (firing alerts, undelivered notifications) is kept across
+    /// restarts; `None` keeps it in memory only.
+    pub state_file: Option<PathBuf>,
+    /// How long `reload_needed` (and `mixed`) must last before it alerts. Default 10 minutes:
+    /// deploy hooks reload within seconds, so a short mismatch right after a renewal is normal.
+    pub reload_grace: Duration,
+    /// Consecutive failed probes (or unreadable files) before `ProbeFailing` (`DiskError`)
+    /// fires. Default 3.
+    pub failure_count: u32,
+    /// `ServedExpiringSoon` fires when the served certificate has less than this left.
+    /// Default: one sixth of its lifetime.
+    pub served_expiring: Threshold,
+    /// `RenewalOverdue` fires when the certificate on disk has less than this left. Default:
+    /// a quarter of its lifetime, a twelfth of it after the point where certbot renews.
+    pub renewal_overdue: Threshold,
+    /// How often a still-firing alert is sent again to webhook and Slack receivers. Default 4
+    /// hours.
+    pub repeat_interval: Duration,
+    /// The first retry's delay after a failed delivery; each further retry doubles it, plus
+    /// up to 50% random jitter. Default 1 second.
+    pub retry_base: Duration,
+    /// The longest delay between two retries. Default 5 minutes. Retries never stop: a
+    /// notification is dropped only when delivered.
+    pub retry_max: Duration,
+    /// The URL of certdrift's status page, sent as the Alertmanager `generatorURL` and in the
+    /// webhook payload; `None` uses `http://LISTEN/`.
+    pub external_url: Option<String>,
+}
+
+/// An expiry threshold: a share of the certificate's lifetime, or a fixed time left.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    /// This share (0 to 1) of the lifetime (`not_after - not_before`) left.
+    FractionLeft(f64),
+    /// This much time left, whatever the lifetime.
+    Left(Duration),
+}
+
+impl Threshold {
+    /// The time left under which the threshold is crossed, for a certificate valid from
+    /// `not_before` to `not_after`.
+    pub fn time_left(
+        self,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> time::Duration {
+        match self {
+            Self::FractionLeft(fraction) => (not_after - not_before) * fraction,
+            Self::Left(left) => time::Duration::try_from(left).unwrap_or(time::Duration::MAX),
+        }
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FractionLeft(fraction) => write!(f, "{:.0}% of its lifetime", fraction * 100.0),
+            Self::Left(left) => write!(f, "{}", humantime::format_duration(*left)),
+        }
+    }
+}
+
+/// The default `reload_grace`.
+pub const DEFAULT_RELOAD_GRACE: Duration = Duration::from_secs(600);
+/// The default `failure_count`.
+pub const DEFAULT_FAILURE_COUNT: u32 = 3;
+/// The default `served_expiring`: a sixth of the lifetime (15 days of a 90-day certificate,
+/// one day of a 6-day one).
+pub const DEFAULT_SERVED_EXPIRING: Threshold = Threshold::FractionLeft(1.0 / 6.0);
+/// The default `renewal_overdue`: a quarter of the lifetime left. certbot renews with a third
+/// left; this leaves a twelfth of the lifetime (7.5 days of 90) for its twice-daily runs and
+/// their retries before anyone is told.
+pub const DEFAULT_RENEWAL_OVERDUE: Threshold = Threshold::FractionLeft(0.25);
+/// The default `repeat_interval` of webhook and Slack receivers.
+pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+/// The default `repeat_interval` of Alertmanager receivers: Alertmanager resolves an alert
+/// that is not re-sent within its `resolve_timeout` (5 minutes by default), so certdrift re-sends
+/// firing alerts well within it; Alertmanager itself deduplicates them.
+pub const DEFAULT_ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
+/// The default delay of a first retry.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+/// The default longest delay between retries.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(300);
+/// The default time one delivery attempt may take.
+pub const DEFAULT_RECEIVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            state_file: None,
+            reload_grace: DEFAULT_RELOAD_GRACE,
+            failure_count: DEFAULT_FAILURE_COUNT,
+            served_expiring: DEFAULT_SERVED_EXPIRING,
+            renewal_overdue: DEFAULT_RENEWAL_OVERDUE,
+            repeat_interval: DEFAULT_REPEAT_INTERVAL,
+            retry_base: DEFAULT_RETRY_BASE,
+            retry_max: DEFAULT_RETRY_MAX,
+            external_url: None,
+        }
+    }
+}
+
+/// One `[[receiver]]`: where notifications go, in which format, for which alerts.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    /// Unique name; the `receiver` label.
+    pub name: String,
+    /// The format and its options.
+    pub kind: ReceiverKind,
+    /// Where to POST. Kept secret: Slack and many webhook URLs carry a token.
+    pub url: Secret,
+    /// Only alerts of these sites; `None` for every site.
+    pub sites: Option<Vec<String>>,
+    /// Only alerts of these severities; `None` for every severity.
+    pub severities: Option<Vec<Severity>>,
+    /// How often a still-firing alert is sent again.
+    pub repeat_interval: Duration,
+    /// How long one delivery attempt may take before it counts as failed.
+    pub timeout: Duration,
+}
+
+impl Receiver {
+    /// Whether an alert of `site` with `severity` goes to this receiver: true when both
+    /// filters admit it (an absent filter admits everything).
+    pub fn accepts(&self, site: &str, severity: Severity) -> bool {
+        self.sites
+            .as_ref()
+            .is_none_or(|sites| sites.iter().any(|name| name == site))
+            && self
+                .severities
+                .as_ref()
+                .is_none_or(|severities| severities.contains(&severity))
+    }
+}
+
+/// A receiver's payload format.
+#[derive(Debug, Clone)]
+pub enum ReceiverKind {
+    /// certdrift's own versioned JSON, optionally signed with HMAC-SHA256.
+    Webhook {
+        /// The signing key; `None` sends no signature header.
+        secret: Option<Secret>,
+    },
+    /// A Slack-compatible incoming webhook (`{"text": ...}`).
+    Slack,
+    /// Alertmanager's API v2; `url` is the Alertmanager's base URL.
+    Alertmanager,
+}
+
+impl ReceiverKind {
+    /// The `type` key's value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Webhook { .. } => "webhook",
+            Self::Slack => "slack",
+            Self::Alertmanager => "alertmanager",
+        }
+    }
+}
+
+/// A value never written to a log: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    state_file: Option<PathBuf>,
+    reload_grace: Option<Spanned<String>>,
+    failure_count: Option<Spanned<u32>>,
+    served_expiring: Option<Spanned<String>>,
+    renewal_overdue: Option<Spanned<String>>,
+    repeat_interval: Option<Spanned<String>>,
+    retry_base: Option<Spanned<String>>,
+    retry_max: Option<Spanned<String>>,
+    external_url: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReceiver {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    url: Option<Spanned<String>>,
+    url_env: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
+    secret_env: Option<Spanned<String>>,
+    sites: Option<Spanned<Vec<String>>>,
+    severities: Option<Spanned<Vec<String>>>,
+    repeat_interval: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+type SpanError = (Range<usize>, String);
+
+fn validate_alerts(raw: RawAlerts, base: &Path) -> Result<AlertSettings, SpanError> {
+    let defaults = AlertSettings::default();
+    let duration = |value: &Option<Spanned<String>>,
+                    key: &str,
+                    minimum: Duration,
+                    default: Duration| match value {
+        Some(value) => parse_duration(value, key, minimum).map_err(|msg| (value.span(), msg)),
+        None => Ok(default),
+    };
+    let threshold = |value: &Option<Spanned<String>>, key: &str, default: Threshold| match value {
+        Some(value) => parse_threshold(value.get_ref())
+            .map_err(|msg| (value.span(), format!("`{key}`: {msg}"))),
+        None => Ok(default),
+    };
+    let failure_count = match &raw.failure_count {
+        Some(value) if *value.get_ref() == 0 => {
+            return Err((
+                value.span(),
+                "`failure_count` must be at least 1".to_owned(),
+            ));
+        }
+        Some(value) => *value.get_ref(),
+        None => defaults.failure_count,
+    };
+    let retry_base = duration(
+        &raw.retry_base,
+        "retry_base",
+        Duration::from_millis(1),
+        defaults.retry_base,
+    )?;
+    let retry_max = duration(
+        &raw.retry_max,
+        "retry_max",
+        Duration::from_millis(1),
+        defaults.retry_max,
+    )?;
+    if retry_max < retry_base {
+        let span = raw
+            .retry_max
+            .as_ref()
+            .or(raw.retry_base.as_ref())
+            .map(Spanned::span)
+            .unwrap_or_default();
+        return Err((
+            span,
+            "`retry_max` must not be shorter than `retry_base`".to_owned(),
+        ));
+    }
+    let external_url = match &raw.external_url {
+        Some(value) => {
+            let text = value.get_ref();
+            if !(text.starts_with("http://") || text.starts_with("https://")) {
+                return Err((
+                    value.span(),
+                    format!("`external_url`: `{text}` is not an http:// or https:// URL"),
+                ));
+            }
+            Some(text.clone())
+        }
+        None => None,
+    };
+    Ok(AlertSettings {
+        state_file: raw.state_file.map(|path| base.join(path)),
+        reload_grace: duration(
+            &raw.reload_grace,
+            "reload_grace",
+            Duration::ZERO,
+            defaults.reload_grace,
+        )?,
+        failure_count,
+        served_expiring: threshold(
+            &raw.served_expiring,
+            "served_expiring",
+            defaults.served_expiring,
+        )?,
+        renewal_overdue: threshold(
+            &raw.renewal_overdue,
+            "renewal_overdue",
+            defaults.renewal_overdue,
+        )?,
+        repeat_interval: duration(
+            &raw.repeat_interval,
+            "repeat_interval",
+            Duration::from_secs(1),
+            defaults.repeat_interval,
+        )?,
+        retry_base,
+        retry_max,
+        external_url,
+    })
+}
+
+/// Reads `"1/6"`, `"25%"` (a share of the lifetime left) or a duration such as `"14d"`.
+fn parse_threshold(text: &str) -> Result<Threshold, String> {
+    let what = || {
+        format!(
+            "`{text}` is neither a share of the lifetime (\"1/6\", \"25%\") nor a time left (\"14d\")"
+        )
+    };
+    let fraction = if let Some((numerator, denominator)) = text.split_once('/') {
+        let numerator: f64 = numerator.trim().parse().map_err(|_| what())?;
+        let denominator: f64 = denominator.trim().parse().map_err(|_| what())?;
+        Some(numerator / denominator)
+    } else if let Some(percent) = text.strip_suffix('%') {
+        Some(percent.trim().parse::<f64>().map_err(|_| what())? / 100.0)
+    } else {
+        None
+    };
+    match fraction {
+        Some(fraction) if fraction.is_finite() && fraction > 0.0 && fraction < 1.0 => {
+            Ok(Threshold::FractionLeft(fraction))
+        }
+        Some(_) => Err(format!(
+            "`{text}` must be a share between 0 and 1 of the lifetime"
+        )),
+        None => humantime::parse_duration(text)
+            .map(Threshold::Left)
+            .map_err(|_| what()),
+    }
+}
+
+fn validate_receiver(
+    raw: RawReceiver,
+    sites: &[Site],
+    alerts: &AlertSettings,
+) -> Result<Receiver, SiteError> {
+    let name = raw.name.get_ref().trim();
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err((
+            Some(raw.name.span()),
+            "`name` must be a non-empty name without control characters".to_owned(),
+        ));
+    }
+    let secret_value = |value: &Option<Spanned<String>>,
+                        env: &Option<Spanned<String>>,
+                        key: &str|
+     -> Result<Option<Secret>, SiteError> {
+        match (value, env) {
+            (Some(_), Some(env)) => Err((
+                Some(env.span()),
+                format!("give `{key}` or `{key}_env`, not both"),
+            )),
+            (Some(value), None) => Ok(Some(Secret::new(value.get_ref().clone()))),
+            (None, Some(env)) => match std::env::var(env.get_ref()) {
+                Ok(found) if !found.is_empty() => Ok(Some(Secret::new(found))),
+                _ => Err((
+                    Some(env.span()),
+                    format!(
+                        "`{key}_env`: the environment variable `{}` is not set or empty; set it for certdrift's process",
+                        env.get_ref()
+                    ),
+                )),
+            },
+            (None, None) => Ok(None),
+        }
+    };
+    let kind = match raw.kind.get_ref().as_str() {
+        "webhook" => ReceiverKind::Webhook {
+            secret: secret_value(&raw.secret, &raw.secret_env, "secret")?,
+        },
+        "slack" => ReceiverKind::Slack,
+        "alertmanager" => ReceiverKind::Alertmanager,
+        other => {
+            return Err((
+                Some(raw.kind.span()),
+                format!(
+                    "`type`: `{other}` is not a receiver type; use \"webhook\", \"slack\" or \"alertmanager\""
+                ),
+            ));
+        }
+    };
+    if !matches!(kind, ReceiverKind::Webhook { .. })
+        && let Some(value) = raw.secret.as_ref().or(raw.secret_env.as_ref())
+    {
+        return Err((
+            Some(value.span()),
+            format!(
+                "`secret` signs webhook payloads only; a {} receiver takes none",
+                kind.as_str()
+            ),
+        ));
+    }
+    let url = secret_value(&raw.url, &raw.url_env, "url")?.ok_or_else(|| {
+        (None, format!("receiver `{name}` has no `url`; give `url`, or `url_env` naming an environment variable that holds it"))
+    })?;
+    // The URL itself is never quoted: it may carry a token.
+    let parsed = reqwest::Url::parse(url.expose())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+    if parsed.is_none() {
+        let span = raw.url.as_ref().or(raw.url_env.as_ref()).map(Spanned::span);
+        return Err((
+            span,
+            format!("receiver `{name}`: the URL is not an http:// or https:// URL with a host"),
+        ));
+    }
+    let filter_sites = match &raw.sites {
+        Some(value) => {
+            for listed in value.get_ref() {
+                if !sites.iter().any(|site| site.name == *listed) {
+                    return Err((
+                        Some(value.span()),
+                        format!("`sites`: no [[site]] is named `{listed}`"),
+                    ));
+                }
+            }
+            Some(value.get_ref().clone())
+        }
+        None => None,
+    };
+    let severities = match &raw.severities {
+        Some(value) => Some(
+            value
+                .get_ref()
+                .iter()
+                .map(|text| text.parse::<Severity>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|msg| (Some(value.span()), format!("`severities`: {msg}")))?,
+        ),
+        None => None,
+    };
+    let duration = |value: &Option<Spanned<String>>,
+                    key: &str,
+                    minimum: Duration,
+                    default: Duration| match value {
+        Some(value) => parse_duration(value, key, minimum).map_err(|msg| (Some(value.span()), msg)),
+        None => Ok(default),
+    };
+    let default_repeat = match kind {
+        ReceiverKind::Alertmanager => DEFAULT_ALERTMANAGER_RESEND.min(alerts.repeat_interval),
+        _ => alerts.repeat_interval,
+    };
+    Ok(Receiver {
+        name: name.to_owned(),
+        kind,
+        url,
+        sites: filter_sites,
+        severities,
+        repeat_interval: duration(
+            &raw.repeat_interval,
+            "repeat_interval",
+            Duration::from_secs(1),
+            default_repeat,
+        )?,
+        timeout: duration(
+            &raw.timeout,
+            "timeout",
+            Duration::from_millis(10),
+            DEFAULT_RECEIVER_TIMEOUT,
+        )?,
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //!  config ──► disk (pem, cert, key) ──────┐
 //!         └─► probe (starttls, verify) ───┴─► verdict, chain ─► inspect ─► report (check)
 //!                                                                      └─► state ─► metrics (serve)
+//!                                                                                └─► alert (serve)
 //! ```
 //!
 //! - [`config`]: the TOML file or the command line's ad-hoc site, validated.
@@ -21,11 +22,14 @@
 //! - [`inspect`]: one site end to end, for both `check` and `serve`.
 //! - [`report`], [`check`]: the one-shot run. [`state`], [`metrics`], [`serve`],
 //!   [`status_page`]: the daemon.
+//! - [`alert`]: `serve`'s alert conditions, their state file, and delivery to webhook, Slack
+//!   and Alertmanager receivers.
 //! - [`demo`]: a throw-away CA, a certbot layout and a local TLS server, for the demo and the
 //!   tests.
 //!
 //! certdrift does not check revocation, stapled OCSP or Certificate Transparency.
 
+pub mod alert;
 pub mod cert;
 pub mod chain;
 pub mod check;

@@ -12,6 +12,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use crate::alert::AlertEngine;
 use crate::cert::CertSummary;
 use crate::state::Store;
 use crate::verdict::Verdict;
@@ -44,6 +45,17 @@ impl Metrics {
             .register(Box::new(StoreCollector::new(store)))
             .expect("registered once");
         Self { registry }
+    }
+
+    /// Adds the alert series: `certdrift_alerts_firing` from `alerts`' current state, and its
+    /// `certdrift_notifications_total` counter.
+    pub fn register_alerts(&self, alerts: Arc<AlertEngine>) {
+        self.registry
+            .register(Box::new(alerts.notifications_counter()))
+            .expect("registered once");
+        self.registry
+            .register(Box::new(AlertCollector::new(alerts)))
+            .expect("registered once");
     }
 
     /// The Prometheus text exposition of every metric.
@@ -282,6 +294,56 @@ impl Collector for StoreCollector {
         });
         families.retain(|family| !family.get_metric().is_empty());
         families
+    }
+}
+
+/// Derives `certdrift_alerts_firing` from the alert engine at each scrape.
+struct AlertCollector {
+    alerts: Arc<AlertEngine>,
+    desc: Desc,
+}
+
+const ALERTS_FIRING: &str = "certdrift_alerts_firing";
+
+impl AlertCollector {
+    fn new(alerts: Arc<AlertEngine>) -> Self {
+        let desc = Desc::new(
+            ALERTS_FIRING.to_owned(),
+            "1 for each alert certdrift's own alerting has firing; absent otherwise.".to_owned(),
+            ["alert", "site", "address", "severity"]
+                .map(str::to_owned)
+                .to_vec(),
+            Default::default(),
+        )
+        .expect("a valid metric definition");
+        Self { alerts, desc }
+    }
+}
+
+impl Collector for AlertCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut family = MetricFamily::default();
+        family.set_name(ALERTS_FIRING.to_owned());
+        family.set_help(self.desc.help.clone());
+        family.set_field_type(MetricType::GAUGE);
+        for alert in self.alerts.firing() {
+            let labels = [
+                ("alert", alert.key.alert.as_str()),
+                ("site", alert.key.site.as_str()),
+                ("address", alert.key.address.as_str()),
+                ("severity", alert.severity.as_str()),
+            ];
+            family.mut_metric().push(sample(&labels, 1.0));
+        }
+        if family.get_metric().is_empty() {
+            Vec::new()
+        } else {
+            vec![family]
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::alert::AlertEngine;
 use crate::config::{Config, Site};
 use crate::inspect::{self, SiteReport};
 use crate::metrics::Metrics;
@@ -66,6 +67,12 @@ impl AppState {
             recheck,
         }
     }
+
+    /// Adds the alert engine's series to `/metrics`.
+    pub fn with_alerts(self, alerts: Arc<AlertEngine>) -> Self {
+        self.metrics.register_alerts(alerts);
+        self
+    }
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -87,22 +94,44 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| {
             format!("cannot listen on {listen}; pick another address with --listen or `listen`")
         })?;
+    let bound = listener.local_addr().unwrap_or(listen);
+    let generator_url = config
+        .alerts
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}/"));
+    let site_names: Vec<&str> = config.sites.iter().map(|site| site.name.as_str()).collect();
+    let alerts = Arc::new(
+        AlertEngine::new(
+            config.alerts.clone(),
+            config.receivers.clone(),
+            &site_names,
+            generator_url,
+        )
+        .map_err(anyhow::Error::msg)?,
+    );
     info!(
-        listen = %listener.local_addr().unwrap_or(listen),
+        listen = %bound,
+        receivers = config.receivers.len(),
         sites = config.sites.len(),
         interval = %humantime::format_duration(config.interval),
         "certdrift serving"
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let deliveries = alerts.spawn_delivery(stop_rx.clone());
     let scheduler = tokio::spawn(schedule(
         Arc::new(config),
         prober,
         store.clone(),
+        alerts.clone(),
         recheck.clone(),
         stop_rx,
     ));
-    let app = router(AppState::new(store, recheck), &options.telemetry_path);
+    let app = router(
+        AppState::new(store, recheck).with_alerts(alerts),
+        &options.telemetry_path,
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -110,6 +139,9 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
 
     let _ = stop_tx.send(true);
     let _ = scheduler.await;
+    for delivery in deliveries {
+        let _ = delivery.await;
+    }
     info!("certdrift stopped");
     Ok(())
 }
@@ -170,6 +202,7 @@ async fn schedule(
     config: Arc<Config>,
     prober: Arc<Prober>,
     store: Arc<Store>,
+    alerts: Arc<AlertEngine>,
     recheck: Arc<Notify>,
     stop: watch::Receiver<bool>,
 ) {
@@ -185,6 +218,7 @@ async fn schedule(
                 config.clone(),
                 prober.clone(),
                 store.clone(),
+                alerts.clone(),
                 permits.clone(),
                 recheck.clone(),
                 stop.clone(),
@@ -203,6 +237,7 @@ async fn site_loop(
     config: Arc<Config>,
     prober: Arc<Prober>,
     store: Arc<Store>,
+    alerts: Arc<AlertEngine>,
     permits: Arc<Semaphore>,
     recheck: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
@@ -221,10 +256,13 @@ async fn site_loop(
             _ = stop.changed() => return,
         };
         log_report(&report);
-        for change in store.record(index, report, OffsetDateTime::now_utc()) {
+        let now = OffsetDateTime::now_utc();
+        for change in store.record(index, report, now) {
             let before = change.before.map_or("none", |verdict| verdict.as_str());
             info!(site = %site.name, address = %change.address, before, after = %change.after, "verdict changed");
         }
+        let entry = store.read(|sites| sites[index].clone());
+        alerts.observe(&entry, now);
 
         // Missed slots are skipped, not made up: a burst of catch-up probes would only
         // repeat what the one just finished learned.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use certdrift::verdict::Verdict;
 
 use crate::fleet::{Fleet, wait_for_verdicts};
+use crate::serve::scrape_until;
 use crate::util::{ChildGuard, free_port, http_get, require, run_command, wait_for};
 
 /// Metrics the dashboard may use before the code that exports them has merged: each must be
@@ -231,8 +232,13 @@ async fn prometheus_scrapes_certdrift_and_answers_the_dashboard_queries() {
     let (_serve, base) = fleet.serve(&[]).await;
     wait_for_verdicts(&base, &fleet.expected()).await;
 
-    // Every metric the dashboard names is in a real scrape.
-    let (_, scrape) = http_get(&format!("{base}/metrics")).await.unwrap();
+    // Every metric the dashboard names is in a real scrape. Alerts are evaluated just after
+    // the verdict is stored, so wait for the drifted site's alert too.
+    let firing = format!(
+        "certdrift_alerts_firing{{alert=\"ReloadNeeded\",site=\"drifted\",address=\"{}\",severity=\"warning\"}} 1",
+        fleet.drifted.address()
+    );
+    let scrape = scrape_until(&base, &firing).await;
     assert_metrics_exported(&scrape);
 
     // The scrape example as shipped is a valid Prometheus config.

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use certdrift::demo::server::LocalTlsServer;
 
-use crate::fleet::spawn_serve;
 use crate::serve::scrape_until;
 use crate::servers::Pebble;
+use crate::util::spawn_serve;
 use crate::util::{LocalSite, certdrift, certdrift_bin, free_port, require, run_command, strs};
 
 const UNIT: &str = "deploy/systemd/certdrift.service";
@@ -139,8 +139,14 @@ async fn the_certbot_deploy_hook_makes_serve_recheck_at_once() {
         format!("interval = \"1h\"\n\n{}", site.site_table("hook")),
     )
     .unwrap();
-    let (_serve, base) =
-        spawn_serve(&config, &site.dir.path().join("serve.log"), "--listen", &[]).await;
+    let (_serve, base) = spawn_serve(
+        &config,
+        &site.dir.path().join("serve.log"),
+        "--listen",
+        &[],
+        &[],
+    )
+    .await;
     let at = site.address().to_string();
     scrape_until(
         &base,
@@ -221,8 +227,14 @@ async fn certbot_runs_the_deploy_hook_after_a_real_renewal_and_serve_sees_it_at_
         ),
     )
     .unwrap();
-    let (_serve, base) =
-        spawn_serve(&config, &state.path().join("serve.log"), "--listen", &[]).await;
+    let (_serve, base) = spawn_serve(
+        &config,
+        &state.path().join("serve.log"),
+        "--listen",
+        &[],
+        &[],
+    )
+    .await;
     let at = server.local_addr().to_string();
     scrape_until(
         &base,

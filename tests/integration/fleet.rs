@@ -2,12 +2,12 @@
 //! unreachable, unreadable file with a hostile name), watched by a running `certdrift serve`:
 //! what the status page, the dashboard and Prometheus tests look at.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::util::{ChildGuard, LocalSite, certdrift_bin, free_port, http_get, wait_for};
+use crate::util::{ChildGuard, LocalSite, free_port, http_get, spawn_serve, wait_for};
 
 /// A site name that would run a script if the page put it into markup unescaped.
 pub const HOSTILE_NAME: &str = "<script>document.title='pwned'</script>";
@@ -22,8 +22,10 @@ pub struct Fleet {
 
 impl Fleet {
     /// Four sites: `synced` (in_sync), `drifted` (renewed on disk, not reloaded:
-    /// reload_needed; its `key` file is missing: a key_unreadable finding), `down` (nothing listens: probe_failed) and [`HOSTILE_NAME`] (its file
-    /// does not exist: disk_error).
+    /// reload_needed; its `key` file is missing: a key_unreadable finding), `down` (nothing
+    /// listens: probe_failed) and [`HOSTILE_NAME`] (its file does not exist: disk_error).
+    /// Alerts fire at once (no reload grace, one failure), so `certdrift_alerts_firing` has
+    /// series to show.
     pub async fn start() -> Self {
         let synced = LocalSite::start("synced.certdrift.test").await;
         let mut drifted = LocalSite::start("drifted.certdrift.test").await;
@@ -37,7 +39,8 @@ impl Fleet {
              [[site]]\nname = \"down\"\nhost = \"127.0.0.1\"\nport = {dead_port}\n\
              sni = \"down.certdrift.test\"\ncert = \"{}\"\n\n\
              [[site]]\nname = \"{HOSTILE_NAME}\"\nhost = \"127.0.0.1\"\nport = {}\n\
-             sni = \"synced.certdrift.test\"\ncert = \"{}\"\n",
+             sni = \"synced.certdrift.test\"\ncert = \"{}\"\n\n\
+             [alerts]\nreload_grace = \"0s\"\nfailure_count = 1\n",
             synced.site_table("synced"),
             drifted.site_table("drifted").replacen(
                 "\n\n",
@@ -77,47 +80,10 @@ impl Fleet {
             &self.dir.path().join("serve.log"),
             "--listen",
             extra,
+            &[],
         )
         .await
     }
-}
-
-/// Starts `certdrift serve --config CONFIG LISTEN_FLAG 127.0.0.1:FREE EXTRA...`, waits for
-/// `/healthz`, and returns the child and its base URL.
-pub async fn spawn_serve(
-    config: &Path,
-    log: &Path,
-    listen_flag: &str,
-    extra: &[&str],
-) -> (ChildGuard, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut args = vec![
-        "serve",
-        "--config",
-        config.to_str().expect("a UTF-8 path"),
-        listen_flag,
-        &listen,
-    ];
-    args.extend_from_slice(extra);
-    let child = ChildGuard::spawn(
-        Path::new(certdrift_bin()),
-        &args,
-        &[("CERTDRIFT_LOG", "info")],
-        log,
-    );
-    let base = format!("http://{listen}");
-    let health = format!("{base}/healthz");
-    wait_for("serve's /healthz", Duration::from_secs(20), || {
-        let health = health.clone();
-        async move {
-            match http_get(&health).await {
-                Ok((200, body)) if body == "ok\n" => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        }
-    })
-    .await;
-    (child, base)
 }
 
 /// Polls `/api/v1/status` until every site in `expected` has its verdict, and returns the

@@ -16,6 +16,8 @@
 //! - `protocols`: each protocol against its real server (postfix, dovecot, PostgreSQL,
 //!   MariaDB, vsftpd, slapd, prosody) through a renewal and reload; nginx with two
 //!   certificates for one name.
+//! - `alerts`: notifications to webhook receivers that fail on demand and to a real
+//!   Alertmanager, restarts with a state file, and the shipped Prometheus rules.
 //! - `messages`: every user-facing error message, printed for review.
 //! - `fleet`: four sites, one per kind of row (in sync, drifted, down, unreadable), under
 //!   a running `serve`, for the next three.
@@ -36,6 +38,7 @@ mod daemons;
 
 mod acme;
 mod addresses;
+mod alerts;
 mod chains;
 mod cli;
 mod dashboard;

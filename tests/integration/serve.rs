@@ -5,37 +5,11 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::util::{ChildGuard, LocalSite, free_port, http_get, require, wait_for};
+use crate::util::{ChildGuard, LocalSite, http_get, require, spawn_serve, wait_for};
 
 /// Starts `serve` on a free port with `config` and waits for `/healthz`.
 pub async fn start_serve(config: &std::path::Path, log: &std::path::Path) -> (ChildGuard, String) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = ChildGuard::spawn(
-        std::path::Path::new(crate::util::certdrift_bin()),
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            &listen,
-        ],
-        &[("CERTDRIFT_LOG", "info")],
-        log,
-    );
-    let base = format!("http://{listen}");
-    let health = format!("{base}/healthz");
-    wait_for("serve's /healthz", Duration::from_secs(20), || {
-        let health = health.clone();
-        async move {
-            match http_get(&health).await {
-                Ok((200, body)) if body == "ok\n" => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        }
-    })
-    .await;
-    (child, base)
+    spawn_serve(config, log, "--listen", &[], &[]).await
 }
 
 /// Scrapes `/metrics` until `line` appears, and returns the whole scrape.

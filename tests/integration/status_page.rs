@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::fleet::{Fleet, HOSTILE_NAME, spawn_serve, wait_for_verdicts};
+use crate::fleet::{Fleet, HOSTILE_NAME, wait_for_verdicts};
+use crate::util::spawn_serve;
 use crate::util::{certdrift, http_get, require, run_command, wait_for};
 
 #[tokio::test]
@@ -129,6 +130,7 @@ async fn serve_takes_exporter_style_flags() {
             "--log.level",
             "debug",
         ],
+        &[],
     )
     .await;
     wait_for(

@@ -387,3 +387,40 @@ pub fn check_json_args(address: SocketAddr, sni: &str, cert: &Path, ca_file: &Pa
 pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
+
+/// Starts `certdrift serve --config CONFIG LISTEN_FLAG 127.0.0.1:FREE EXTRA...` with the log
+/// at info level (or as `envs` say; they are set after it), waits for `/healthz`, and
+/// returns the child and its base URL.
+pub async fn spawn_serve(
+    config: &Path,
+    log: &Path,
+    listen_flag: &str,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> (ChildGuard, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "serve",
+        "--config",
+        config.to_str().expect("a UTF-8 path"),
+        listen_flag,
+        &listen,
+    ];
+    args.extend_from_slice(extra);
+    let mut all_envs = vec![("CERTDRIFT_LOG", "info")];
+    all_envs.extend_from_slice(envs);
+    let child = ChildGuard::spawn(Path::new(certdrift_bin()), &args, &all_envs, log);
+    let base = format!("http://{listen}");
+    let health = format!("{base}/healthz");
+    wait_for("serve's /healthz", Duration::from_secs(20), || {
+        let health = health.clone();
+        async move {
+            match http_get(&health).await {
+                Ok((200, body)) if body == "ok\n" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    (child, base)
+}
