@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -55,12 +55,12 @@ pub const RESERVED_PATHS: &[&str] = &["/", "/healthz", "/api/v1/status", "/-/rec
 pub struct AppState {
     store: Arc<Store>,
     metrics: Metrics,
-    recheck: Arc<Notify>,
+    recheck: Arc<watch::Sender<u64>>,
 }
 
 impl AppState {
-    /// State over `store`, with `recheck` woken by `POST /-/recheck`.
-    pub fn new(store: Arc<Store>, recheck: Arc<Notify>) -> Self {
+    /// State over `store`, with `recheck` bumped by `POST /-/recheck`.
+    pub fn new(store: Arc<Store>, recheck: Arc<watch::Sender<u64>>) -> Self {
         Self {
             metrics: Metrics::new(store.clone()),
             store,
@@ -86,7 +86,7 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let store = Arc::new(Store::new(
         config.sites.iter().map(|site| site.name.as_str()),
     ));
-    let recheck = Arc::new(Notify::new());
+    let recheck = Arc::new(watch::Sender::new(0));
     let listen = options.listen.unwrap_or(config.listen);
 
     let listener = tokio::net::TcpListener::bind(listen)
@@ -184,7 +184,11 @@ async fn status_json(State(state): State<AppState>) -> Response {
 }
 
 async fn recheck_handler(State(state): State<AppState>) -> impl IntoResponse {
-    state.recheck.notify_waiters();
+    // A counter, not a wake-up: a site whose probe is in flight sees the change when that
+    // probe ends and probes again, and requests that arrive meanwhile fold into one.
+    state
+        .recheck
+        .send_modify(|requests| *requests = requests.wrapping_add(1));
     (StatusCode::ACCEPTED, "re-checking every site now\n")
 }
 
@@ -203,7 +207,7 @@ async fn schedule(
     prober: Arc<Prober>,
     store: Arc<Store>,
     alerts: Arc<AlertEngine>,
-    recheck: Arc<Notify>,
+    recheck: Arc<watch::Sender<u64>>,
     stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(config.concurrency));
@@ -220,7 +224,7 @@ async fn schedule(
                 store.clone(),
                 alerts.clone(),
                 permits.clone(),
-                recheck.clone(),
+                recheck.subscribe(),
                 stop.clone(),
             ))
         })
@@ -239,17 +243,24 @@ async fn site_loop(
     store: Arc<Store>,
     alerts: Arc<AlertEngine>,
     permits: Arc<Semaphore>,
-    recheck: Arc<Notify>,
+    mut recheck: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let site: &Site = &config.sites[index];
     let mut next = first;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            _ = recheck.notified() => debug!(site = %site.name, "re-check requested"),
+        let on_schedule = tokio::select! {
+            _ = tokio::time::sleep_until(next) => true,
+            changed = recheck.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                recheck.borrow_and_update();
+                debug!(site = %site.name, "re-check requested");
+                false
+            }
             _ = stop.changed() => return,
-        }
+        };
 
         let report = tokio::select! {
             report = inspect::inspect_site(&prober, site, &config.timeouts, &permits) => report,
@@ -264,12 +275,15 @@ async fn site_loop(
         let entry = store.read(|sites| sites[index].clone());
         alerts.observe(&entry, now);
 
-        // Missed slots are skipped, not made up: a burst of catch-up probes would only
-        // repeat what the one just finished learned.
-        next += config.interval;
-        let now = Instant::now();
-        if next <= now {
-            next = now + config.interval;
+        // A re-check keeps the regular slot where it was. Missed slots are skipped, not
+        // made up: a burst of catch-up probes would only repeat what the one just finished
+        // learned.
+        if on_schedule {
+            next += config.interval;
+            let now = Instant::now();
+            if next <= now {
+                next = now + config.interval;
+            }
         }
     }
 }

@@ -27,7 +27,8 @@ async fn systemd_analyze_verifies_the_unit_and_rates_its_exposure_ok() {
         "CapabilityBoundingSet=CAP_DAC_READ_SEARCH",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
-        "ReadOnlyPaths=/etc/certdrift /etc/letsencrypt",
+        // `-`: a host without certbot's directory still starts the unit.
+        "ReadOnlyPaths=/etc/certdrift -/etc/letsencrypt",
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit lacks `{line}`");
     }
@@ -423,10 +424,40 @@ async fn the_kubernetes_objects_fit_together_and_run_certdrift_as_written() {
         .collect();
     let port_number = port["containerPort"].as_u64().unwrap();
     assert!(
-        args.contains(&format!("--web.listen-address=0.0.0.0:{port_number}").as_str()),
-        "{args:?}"
+        args.contains(&format!("--web.listen-address=$(NODE_IP):{port_number}").as_str()),
+        "listens on the node's address only: {args:?}"
     );
-    assert_cli_accepts(&args, "/etc/certdrift/certdrift.toml").await;
+    let node_ip = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|env| env["name"] == "NODE_IP")
+        .expect("NODE_IP in the container's env");
+    assert_eq!(
+        node_ip["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.hostIP"
+    );
+    // What the kubelet passes once it has expanded $(NODE_IP).
+    let expanded: Vec<String> = args
+        .iter()
+        .map(|arg| arg.replace("$(NODE_IP)", "127.0.0.1"))
+        .collect();
+    assert_cli_accepts(&strs(&expanded), "/etc/certdrift/certdrift.toml").await;
+
+    // `kubectl apply -f deploy/kubernetes/` takes the files in name order and does not
+    // order objects by dependency: the Namespace must come first, and every other object
+    // must live in it.
+    let files = manifest_files();
+    let first = yaml_documents(&files[0]).await;
+    assert_eq!(first[0]["kind"], "Namespace", "{} sorts first", files[0]);
+    let namespace = first[0]["metadata"]["name"].clone();
+    for object in objects.iter().filter(|o| o["kind"] != "Namespace") {
+        assert_eq!(
+            object["metadata"]["namespace"], namespace,
+            "{} {} is not in the Namespace",
+            object["kind"], object["metadata"]["name"]
+        );
+    }
 
     // The ConfigMap's config is a valid certdrift config.
     let configmap = find("ConfigMap");

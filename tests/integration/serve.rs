@@ -221,6 +221,81 @@ async fn recheck_probes_at_once_instead_of_waiting_for_the_interval() {
     .await;
 }
 
+/// The value of the series that starts with `prefix` (name and labels) in `scrape`.
+fn series_value(scrape: &str, prefix: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_recheck_that_arrives_during_a_probe_probes_again_when_it_ends() {
+    // A peer that accepts and never speaks keeps the site's probe in flight for the whole
+    // handshake timeout, so the request below lands while the site is not waiting.
+    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = tarpit.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            match tarpit.accept().await {
+                Ok((socket, _)) => held.push(socket),
+                Err(_) => return,
+            }
+        }
+    });
+    let site = LocalSite::start("inflight.certdrift.test").await;
+    let config = site.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval = \"1h\"\ntimeout = \"3s\"\n\n[[site]]\nname = \"slow\"\nhost = \"127.0.0.1\"\n\
+             port = {}\nsni = \"inflight.certdrift.test\"\ncert = \"{}\"\nhandshakes = 1\n",
+            at.port(),
+            site.fullchain().display()
+        ),
+    )
+    .unwrap();
+    let (_child, base) = start_serve(&config, &site.dir.path().join("serve.log")).await;
+
+    // The first pass starts at once and takes 3 s; ask for a re-check during it.
+    let response = reqwest::Client::new()
+        .post(format!("{base}/-/recheck"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let prefix =
+        format!("certdrift_last_probe_timestamp_seconds{{site=\"slow\",address=\"{at}\"}} ");
+    let url = format!("{base}/metrics");
+    let first = wait_for("the first probe's result", Duration::from_secs(20), || {
+        let url = url.clone();
+        let prefix = prefix.clone();
+        async move {
+            let (_, body) = http_get(&url).await?;
+            series_value(&body, &prefix).ok_or(body)
+        }
+    })
+    .await;
+    // With a one-hour interval, only the re-check can bring a second probe.
+    wait_for(
+        "a second probe, for the re-check",
+        Duration::from_secs(20),
+        || {
+            let url = url.clone();
+            let prefix = prefix.clone();
+            async move {
+                let (_, body) = http_get(&url).await?;
+                match series_value(&body, &prefix) {
+                    Some(value) if value > first => Ok(()),
+                    other => Err(format!("last probe still {other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn serve_refuses_an_address_in_use_with_a_clear_error() {
     let site = LocalSite::start("busy.certdrift.test").await;
