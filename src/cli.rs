@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// certdrift reads each site's certificate file, handshakes with every address of its host,
 /// and says whether the server serves what is on disk: in_sync, reload_needed, disk_older
-/// (do not reload), unrelated, probe_failed or disk_error.
+/// (do not reload), mixed, unrelated, probe_failed or disk_error.
 #[derive(Debug, Parser)]
 #[command(name = "certdrift", version, about, max_term_width = 100)]
 pub struct Cli {
@@ -47,8 +47,9 @@ pub enum Command {
     /// Check every site once, print a report, and exit with a status for cron or Nagios.
     ///
     /// Exit status: 0 when every address serves the certificate on disk; 1 when any address
-    /// drifted (reload_needed, disk_older, unrelated); 2 when a site could not be checked
-    /// (probe_failed, disk_error) or the configuration is bad. 2 wins over 1.
+    /// drifted (reload_needed, disk_older, mixed, unrelated) or has a finding (a chain, name
+    /// or key problem); 2 when a site could not be checked (probe_failed, disk_error) or the
+    /// configuration is bad. 2 wins over 1.
     #[command(
         after_help = "Exit status: 0 in sync, 1 drift found, 2 could not check or bad config."
     )]

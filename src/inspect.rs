@@ -318,7 +318,9 @@ async fn observe(
             }
             // A server that is down stays down for the next handshake: one failure is
             // enough to report, and the rest would only wait out the same timeout again.
-            Err(err) if observed.leaves.is_empty() => {
+            // So does one that answered and then stopped answering: after a timeout, the
+            // pass ends with what it has, and an address costs at most one timeout.
+            Err(err) if observed.leaves.is_empty() || matches!(err, ProbeError::Timeout { .. }) => {
                 observed.failures.push(err);
                 break;
             }

@@ -69,7 +69,7 @@ pub enum ProbeError {
         detail: String,
     },
     /// A phase did not finish before the probe's deadline.
-    #[error("timed out during {phase} after {}", humantime::format_duration(*after))]
+    #[error("timed out during {phase} after {}", humantime::format_duration(whole_millis(*after)))]
     Timeout {
         /// The phase that was running.
         phase: Phase,
@@ -620,9 +620,31 @@ fn alert_name(alert: rustls::AlertDescription) -> String {
 
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
 
+/// `duration` cut to whole milliseconds, for messages: "2s 1ms", not "2s 1ms 234us 567ns".
+fn whole_millis(duration: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_says_its_phase_and_whole_milliseconds() {
+        let err = ProbeError::Timeout {
+            phase: Phase::Handshake,
+            after: Duration::new(2, 718_819),
+        };
+        assert_eq!(
+            err.to_string(),
+            "timed out during the TLS handshake after 2s"
+        );
+        let err = ProbeError::Timeout {
+            phase: Phase::Connect,
+            after: Duration::new(1, 5_250_000),
+        };
+        assert_eq!(err.to_string(), "timed out during TCP connect after 1s 5ms");
+    }
 
     #[test]
     fn alert_names_follow_the_rfc() {

@@ -5,7 +5,7 @@
 //! certdrift on loopback and answers the dashboard's queries with the drifted site's verdict.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use certdrift::verdict::Verdict;
@@ -13,10 +13,6 @@ use certdrift::verdict::Verdict;
 use crate::fleet::{Fleet, wait_for_verdicts};
 use crate::serve::scrape_until;
 use crate::util::{ChildGuard, free_port, http_get, require, run_command, wait_for};
-
-/// Metrics the dashboard may use before the code that exports them has merged: each must be
-/// absent from `src/` (see [`assert_metrics_exported`]), so the exception ends by itself.
-const NOT_YET_EXPORTED: &[&str] = &["certdrift_alerts_firing"];
 
 #[test]
 fn the_dashboard_is_grafana_json_with_variables_and_verdict_colours() {
@@ -336,8 +332,7 @@ async fn prometheus_scrapes_certdrift_and_answers_the_dashboard_queries() {
     }
 }
 
-/// Fails unless every `certdrift_*` metric the dashboard names appears in `scrape`, or is
-/// one of [`NOT_YET_EXPORTED`] and nothing in `src/` defines it yet.
+/// Fails unless every `certdrift_*` metric the dashboard names appears in `scrape`.
 fn assert_metrics_exported(scrape: &str) {
     let exported: BTreeSet<&str> = scrape
         .lines()
@@ -346,20 +341,11 @@ fn assert_metrics_exported(scrape: &str) {
         .collect();
     let used = metric_names(&dashboard_queries().join("\n"));
     assert!(used.len() >= 8, "{used:?}");
-    let source = source_text();
     for name in &used {
-        if exported.contains(name.as_str()) {
-            continue;
-        }
         assert!(
-            NOT_YET_EXPORTED.contains(&name.as_str()),
+            exported.contains(name.as_str()),
             "the dashboard uses `{name}`, which a real scrape does not have:\n{scrape}"
         );
-        assert!(
-            !source.contains(&format!("\"{name}\"")),
-            "`{name}` is defined in src/ now, so it must appear in the scrape:\n{scrape}"
-        );
-        eprintln!("note: `{name}` is not exported yet (no code in src/ defines it)");
     }
 }
 
@@ -465,23 +451,6 @@ fn dashboard() -> serde_json::Value {
     let text = std::fs::read_to_string(&path).unwrap();
     serde_json::from_str(&text)
         .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()))
-}
-
-/// Every `.rs` file under `src/`, concatenated.
-fn source_text() -> String {
-    fn walk(dir: &Path, into: &mut String) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, into);
-            } else if path.extension().is_some_and(|ext| ext == "rs") {
-                into.push_str(&std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    let mut text = String::new();
-    walk(&repo().join("src"), &mut text);
-    text
 }
 
 fn repo() -> PathBuf {

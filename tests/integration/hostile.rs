@@ -382,6 +382,72 @@ async fn a_tarpit_beside_a_good_site_delays_nothing_beyond_the_deadline() {
     );
 }
 
+#[tokio::test]
+async fn a_server_that_answers_once_then_hangs_costs_one_timeout_not_one_per_handshake() {
+    // The first connection is passed through to a real TLS server; every later one is held
+    // open in silence, as by a worker that wedged after its first answer.
+    let good = LocalSite::start("once.certdrift.test").await;
+    let upstream = good.address();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for index in 0..MAX_CONNECTIONS {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                if index == 0 {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut socket, &mut server).await;
+                    }
+                } else {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+            });
+        }
+    });
+    let config = good.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "timeout = \"2s\"\n\n[[site]]\nname = \"once\"\nhost = \"{}\"\nport = {}\n\
+             sni = \"once.certdrift.test\"\ncert = \"{}\"\nhandshakes = 5\n",
+            address.ip(),
+            address.port(),
+            good.fullchain().display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let run = certdrift(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    let took = started.elapsed();
+
+    // The one answer is compared; the hang is a finding, and the pass stopped there.
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "in_sync", "{result}");
+    assert_eq!(result["served"]["serial"], good.serial(1));
+    assert_eq!(result["handshakes"], 2, "{result}");
+    assert_eq!(result["handshakes_failed"], 1, "{result}");
+    let findings: Vec<&str> = result["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["finding"].as_str().unwrap())
+        .collect();
+    assert_eq!(findings, ["handshakes_failed"], "{result}");
+    assert!(
+        took < Duration::from_secs(2) + MARGIN,
+        "the check took {took:?}; one 2s timeout (+{MARGIN:?}) is the most a hang may cost"
+    );
+}
+
 #[test]
 fn the_caps_are_what_the_readme_says() {
     // The README documents these bounds; a change here must change it too.

@@ -53,7 +53,9 @@ async fn chromium_shows_every_site_with_its_verdict_as_the_api_reports_it() {
         assert_eq!(row.verdict, verdict, "site `{site}`");
         assert_eq!(row.badge, verdict, "site `{site}`'s visible verdict");
     }
-    // Row for row, the page says what the API says.
+    // Row for row, the page says what the API says: the verdict, both serials, the day each
+    // certificate expires, and the error.
+    let mut serials_compared = 0;
     for result in results {
         let site = result["site"].as_str().unwrap();
         let address = result["address"].as_str().unwrap();
@@ -62,17 +64,30 @@ async fn chromium_shows_every_site_with_its_verdict_as_the_api_reports_it() {
             .find(|row| row.site == site && row.address == address)
             .unwrap_or_else(|| panic!("no row for {site} {address}"));
         assert_eq!(row.verdict, result["verdict"].as_str().unwrap());
-        if let Some(serial) = result["served"]["leaf"]["serial"].as_str() {
-            assert!(row.html.contains(serial), "served serial of {site}");
-        }
-        if let Some(serial) = result["disk"]["leaf"]["serial"].as_str() {
-            assert!(row.html.contains(serial), "disk serial of {site}");
+        for side in ["served", "disk"] {
+            let Some(serial) = result[side]["serial"].as_str() else {
+                continue;
+            };
+            assert!(row.html.contains(serial), "{side} serial of {site}");
+            // `2027-03-04T02:44:41Z` is shown as `2027-03-04 02:44:41 UTC`.
+            let not_after = result[side]["not_after"].as_str().unwrap();
+            let shown = not_after.replacen('T', " ", 1).replace('Z', " UTC");
+            assert!(
+                row.html.contains(&format!("expires {shown}")),
+                "{side} expiry of {site}: `{shown}` in\n{}",
+                row.html
+            );
+            serials_compared += 1;
         }
         if let Some(message) = result["error"]["message"].as_str() {
             let shown = unescape(&row.html);
             assert!(shown.contains(message), "{site}: `{message}` in\n{shown}");
         }
     }
+
+    // synced and drifted have both sides, the unreachable site its file, and the site
+    // with the unreadable file what it serves.
+    assert_eq!(serials_compared, 6);
 
     // The drifted row says what to do and shows both serials.
     let drifted = rows.iter().find(|row| row.site == "drifted").unwrap();
