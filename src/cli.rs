@@ -73,7 +73,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The TOML config file. Without it, give one site with --host and --cert.
-    #[arg(long, short, env = "CERTDRIFT_CONFIG", conflicts_with_all = ["host", "cert"])]
+    #[arg(
+        long,
+        short,
+        env = "CERTDRIFT_CONFIG",
+        conflicts_with_all = ["host", "cert", "port", "protocol", "key", "sni", "ca_file"]
+    )]
     pub config: Option<PathBuf>,
 
     /// Output format.

@@ -41,6 +41,10 @@ pub struct Config {
     pub alerts: AlertSettings,
     /// `serve`: where alert notifications go (`[[receiver]]`), in file order.
     pub receivers: Vec<Receiver>,
+    /// Receivers left out because an environment variable they name (`url_env`,
+    /// `secret_env`) is not set. `serve` refuses to start with any; `check`, which sends no
+    /// alerts, runs without them, so a cron job need not carry the daemon's secrets.
+    pub unresolved_receivers: Vec<ConfigError>,
 }
 
 /// One site: the certificate files and the server that should serve them.
@@ -268,9 +272,15 @@ impl Config {
             None => AlertSettings::default(),
         };
         let mut receivers: Vec<Receiver> = Vec::with_capacity(raw.receiver.len());
+        let mut unresolved_receivers = Vec::new();
         for spanned in raw.receiver {
             let table_span = spanned.span();
-            let receiver = validate_receiver(spanned.into_inner(), &sites, &alerts)
+            let raw_receiver = spanned.into_inner();
+            if let Some((span, msg)) = unset_environment(&raw_receiver) {
+                unresolved_receivers.push(at(span, msg));
+                continue;
+            }
+            let receiver = validate_receiver(raw_receiver, &sites, &alerts)
                 .map_err(|(span, msg)| at(span.unwrap_or(table_span.clone()), msg))?;
             if receivers.iter().any(|other| other.name == receiver.name) {
                 return Err(at(
@@ -293,6 +303,7 @@ impl Config {
             sites,
             alerts,
             receivers,
+            unresolved_receivers,
         })
     }
 
@@ -345,6 +356,7 @@ impl Config {
             sites: vec![site],
             alerts: AlertSettings::default(),
             receivers: Vec::new(),
+            unresolved_receivers: Vec::new(),
         })
     }
 
@@ -1084,6 +1096,28 @@ fn parse_threshold(text: &str) -> Result<Threshold, String> {
             .map(Threshold::Left)
             .map_err(|_| what()),
     }
+}
+
+/// The first `url_env` or `secret_env` of `raw` that names an unset or empty environment
+/// variable, with where it is and what to do.
+fn unset_environment(raw: &RawReceiver) -> Option<SpanError> {
+    [("url", &raw.url_env), ("secret", &raw.secret_env)]
+        .into_iter()
+        .find_map(|(key, env)| {
+            let env = env.as_ref()?;
+            let set = std::env::var_os(env.get_ref()).is_some_and(|value| !value.is_empty());
+            (!set).then(|| {
+                (
+                    env.span(),
+                    format!(
+                        "receiver `{}`: `{key}_env`: the environment variable `{}` is not set or empty; \
+                         set it for certdrift's process",
+                        raw.name.get_ref().trim(),
+                        env.get_ref()
+                    ),
+                )
+            })
+        })
 }
 
 fn validate_receiver(

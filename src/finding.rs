@@ -34,11 +34,15 @@ pub enum FindingKind {
     AddressesDiffer,
     /// Some of the handshakes to the address failed while others succeeded.
     HandshakesFailed,
+    /// The served leaf's not-after has passed: clients reject it now.
+    ServedExpired,
+    /// The file's leaf has expired: the renewal did not happen, and reloading will not help.
+    DiskExpired,
 }
 
 impl FindingKind {
     /// Every kind, in documentation order.
-    pub const ALL: [FindingKind; 10] = [
+    pub const ALL: [FindingKind; 12] = [
         FindingKind::ChainIncomplete,
         FindingKind::ChainDiffers,
         FindingKind::ChainOrder,
@@ -49,6 +53,8 @@ impl FindingKind {
         FindingKind::KeyUnreadable,
         FindingKind::AddressesDiffer,
         FindingKind::HandshakesFailed,
+        FindingKind::ServedExpired,
+        FindingKind::DiskExpired,
     ];
 
     /// The name used in labels, JSON and the table.
@@ -64,6 +70,8 @@ impl FindingKind {
             Self::KeyUnreadable => "key_unreadable",
             Self::AddressesDiffer => "addresses_differ",
             Self::HandshakesFailed => "handshakes_failed",
+            Self::ServedExpired => "served_expired",
+            Self::DiskExpired => "disk_expired",
         }
     }
 
@@ -97,6 +105,12 @@ impl FindingKind {
             }
             Self::HandshakesFailed => {
                 "some connections fail: look for an overloaded or half-broken process on the port"
+            }
+            Self::ServedExpired => {
+                "clients reject this certificate now: put a valid one on disk (renew it if the file has expired too), then reload"
+            }
+            Self::DiskExpired => {
+                "the ACME client did not renew it: run the renewal by hand (`certbot renew`), read its log, then reload"
             }
         }
     }

@@ -432,6 +432,18 @@ fn address_report(
                 ),
             ));
         }
+        // Trust is reported beside the verdict, but an expired leaf is what clients see
+        // fail whatever the verdict: it must not pass as "in sync".
+        if served.leaf().not_after <= now {
+            findings.push(Finding::new(
+                FindingKind::ServedExpired,
+                format!(
+                    "the served certificate (serial {}) {}",
+                    served.leaf().serial,
+                    verdict::expiry_words(served.leaf().not_after, now)
+                ),
+            ));
+        }
         if !observed.failures.is_empty() {
             findings.push(Finding::new(
                 FindingKind::HandshakesFailed,
@@ -442,6 +454,18 @@ fn address_report(
                 ),
             ));
         }
+    }
+    if let Ok(disk_cert) = &disk.result
+        && disk_cert.leaf.not_after <= now
+    {
+        findings.push(Finding::new(
+            FindingKind::DiskExpired,
+            format!(
+                "the certificate in the file (serial {}) {}",
+                disk_cert.leaf.serial,
+                verdict::expiry_words(disk_cert.leaf.not_after, now)
+            ),
+        ));
     }
     match &disk.key_check {
         Some(KeyCheck::Mismatch) => findings.push(Finding::new(

@@ -53,7 +53,7 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
             row.disk
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |disk| cert_cell(&disk.leaf, now)),
-            action(row.verdict).to_owned(),
+            row_action(row.verdict, !row.findings.is_empty()).to_owned(),
         ]);
     }
 
@@ -147,21 +147,37 @@ pub fn action(verdict: Verdict) -> &'static str {
     }
 }
 
-/// "Sites: 2, addresses: 3 (in_sync 2, reload_needed 1)".
+/// The table's ACTION for a row: the verdict's, or a pointer to the findings when the
+/// verdict alone asks for nothing (they still make `check` exit 1).
+fn row_action(verdict: Verdict, has_findings: bool) -> &'static str {
+    if verdict == Verdict::InSync && has_findings {
+        "see findings below"
+    } else {
+        action(verdict)
+    }
+}
+
+/// "sites: 2, addresses: 3 (in_sync 2, reload_needed 1); findings on 1".
 fn summary_line(sites: &[SiteReport], addresses: usize) -> String {
     let mut counts: BTreeMap<Verdict, usize> = BTreeMap::new();
+    let mut with_findings = 0;
     for row in sites.iter().flat_map(|site| &site.addresses) {
         *counts.entry(row.verdict).or_default() += 1;
+        with_findings += usize::from(!row.findings.is_empty());
     }
     let counts: Vec<String> = counts
         .iter()
         .map(|(verdict, n)| format!("{verdict} {n}"))
         .collect();
-    format!(
+    let mut line = format!(
         "sites: {}, addresses: {addresses} ({})",
         sites.len(),
         counts.join(", ")
-    )
+    );
+    if with_findings > 0 {
+        let _ = write!(line, "; findings on {with_findings}");
+    }
+    line
 }
 
 fn needs_detail(row: &AddressReport) -> bool {
@@ -174,13 +190,9 @@ fn needs_detail(row: &AddressReport) -> bool {
         || row.disk.as_ref().is_some_and(|disk| !disk.notes.is_empty())
 }
 
-/// "8f01a2b3c4d5… 2026-12-24 (21d)": a serial cut to fit and the expiry with days left.
+/// "8f01a2…c4d5e6 2026-12-24 (21d)": a serial cut to fit and the expiry with days left.
 fn cert_cell(cert: &CertSummary, now: OffsetDateTime) -> String {
-    let serial = if cert.serial.len() > SERIAL_WIDTH {
-        format!("{}…", &cert.serial[..SERIAL_WIDTH])
-    } else {
-        cert.serial.clone()
-    };
+    let serial = short_serial(&cert.serial);
     let left = cert.not_after - now;
     let left = if left.is_negative() {
         "expired".to_owned()
@@ -190,5 +202,44 @@ fn cert_cell(cert: &CertSummary, now: OffsetDateTime) -> String {
     format!("{serial} {} ({left})", cert.not_after.date())
 }
 
+/// `serial` (lower-case hex) in at most [`SERIAL_WIDTH`] characters and an ellipsis: its
+/// start and its end. Private CAs number certificates in sequence (`openssl x509
+/// -CAcreateserial`), so two generations often differ only in the last digits; the end must
+/// show.
+fn short_serial(serial: &str) -> String {
+    if serial.len() <= SERIAL_WIDTH || !serial.is_ascii() {
+        return serial.to_owned();
+    }
+    let half = SERIAL_WIDTH / 2;
+    format!("{}…{}", &serial[..half], &serial[serial.len() - half..])
+}
+
 const SERIAL_WIDTH: usize = 12;
 const COLUMNS: usize = 7;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_serial_keeps_its_start_and_its_end() {
+        assert_eq!(
+            short_serial("35c7d0841af0e4b1f1a2b3c4d5e686ad"),
+            "35c7d0…e686ad"
+        );
+        // Sequential serials of two generations stay apart.
+        assert_ne!(
+            short_serial("35c7d0841af0e4b1f1a2b3c4d5e686ad"),
+            short_serial("35c7d0841af0e4b1f1a2b3c4d5e686ae")
+        );
+        assert_eq!(short_serial("03e9"), "03e9");
+        assert_eq!(short_serial("0123456789ab"), "0123456789ab");
+    }
+
+    #[test]
+    fn an_in_sync_row_with_findings_points_at_them() {
+        assert_eq!(row_action(Verdict::InSync, true), "see findings below");
+        assert_eq!(row_action(Verdict::InSync, false), "-");
+        assert_eq!(row_action(Verdict::ReloadNeeded, true), "reload the server");
+    }
+}

@@ -82,6 +82,9 @@ impl AppState {
 /// When the listen address cannot be bound or a CA file cannot be read; probe failures are
 /// verdicts, never errors.
 pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
+    if let Some(error) = config.unresolved_receivers.first() {
+        return Err(anyhow::Error::new(error.clone()));
+    }
     let prober = Arc::new(Prober::new(config.ca_files()).map_err(anyhow::Error::msg)?);
     let store = Arc::new(Store::new(
         config.sites.iter().map(|site| site.name.as_str()),

@@ -66,9 +66,10 @@ impl AlertEngine {
             Some(file) => file.load()?,
             None => AlertBook::new(),
         };
-        if book.retain_configured(sites, &receivers, OffsetDateTime::now_utc())
-            && let Some(file) = &state_file
-        {
+        book.retain_configured(sites, &receivers, OffsetDateTime::now_utc());
+        // Written at once, changed or not: a state file that cannot be written must stop the
+        // start, not warn at every change while nothing is kept.
+        if let Some(file) = &state_file {
             file.save(&book)?;
         }
         let notifications = IntCounterVec::new(

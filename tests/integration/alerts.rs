@@ -529,6 +529,38 @@ fn the_prometheus_rule_object_embeds_the_same_groups() {
     assert_eq!(object["spec"]["groups"], rules["groups"]);
 }
 
+#[tokio::test]
+async fn check_runs_without_the_daemons_receiver_secrets_and_serve_refuses() {
+    // The cron job's environment rarely has the daemon's secrets; `check` sends no alerts.
+    let site = LocalSite::start("cron.certdrift.test").await;
+    let config = site.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[[receiver]]\nname = \"chat\"\ntype = \"slack\"\nurl_env = \"CERTDRIFT_TEST_CRON_UNSET\"\n",
+            site.site_table("cron")
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let check = crate::util::certdrift(&["check", "--config", config]).await;
+    assert_eq!(check.status, 0, "{check:?}");
+    assert!(
+        !check.stderr.contains("CERTDRIFT_TEST_CRON_UNSET"),
+        "{check:?}"
+    );
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let serve = crate::util::certdrift(&["serve", "--config", config, "--listen", &listen]).await;
+    assert_eq!(serve.status, 2, "{serve:?}");
+    assert!(
+        serve.stderr.contains(
+            "receiver `chat`: `url_env`: the environment variable `CERTDRIFT_TEST_CRON_UNSET` is not set or empty"
+        ),
+        "{serve:?}"
+    );
+}
+
 /// Printed for review like the `messages` module's (`-- --nocapture`).
 #[allow(clippy::print_stdout)]
 #[tokio::test]
@@ -547,7 +579,7 @@ async fn alert_config_and_state_errors_name_the_file_and_what_to_do() {
         ),
         (
             "[[receiver]]\nname = \"chat\"\ntype = \"slack\"\nurl_env = \"CERTDRIFT_TEST_NOT_SET\"\n",
-            "certdrift.toml:9: `url_env`: the environment variable `CERTDRIFT_TEST_NOT_SET` is not set or empty; set it for certdrift's process".to_owned(),
+            "certdrift.toml:9: receiver `chat`: `url_env`: the environment variable `CERTDRIFT_TEST_NOT_SET` is not set or empty; set it for certdrift's process".to_owned(),
         ),
         (
             "[[receiver]]\nname = \"chat\"\ntype = \"slack\"\nurl = \"https://hooks.example.com/x\"\nsecret = \"k\"\n",
@@ -601,6 +633,36 @@ async fn alert_config_and_state_errors_name_the_file_and_what_to_do() {
     );
     assert!(
         message.ends_with("move it away to start with no alert firing"),
+        "{message}"
+    );
+
+    // So does one that cannot be written: nothing would be kept across a restart.
+    let unwritable = dir.path().join("no-such-dir").join("alerts.json");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nstate_file = \"{}\"\n\n{site}",
+            unwritable.display()
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let run = crate::util::certdrift(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        &listen,
+    ])
+    .await;
+    let message = run.stderr.trim_end();
+    println!("{message}");
+    assert_eq!(run.status, 2, "{run:?}");
+    assert!(
+        message.starts_with(&format!(
+            "certdrift: {}: cannot write the alert state file",
+            unwritable.display()
+        )),
         "{message}"
     );
 }

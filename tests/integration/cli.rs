@@ -66,3 +66,34 @@ async fn check_help_states_the_exit_codes() {
         );
     }
 }
+
+#[tokio::test]
+async fn site_flags_beside_a_config_file_are_refused_not_ignored() {
+    // With a config file, the site's port, SNI, protocol, key and CA come from the file; a
+    // flag that would be silently dropped is an error instead.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        "[[site]]\nname = \"a\"\nhost = \"127.0.0.1\"\nport = 1\ncert = \"c.pem\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    for (flag, value, shown) in [
+        ("--port", "5", "--port <PORT>"),
+        ("--sni", "x.test", "--sni <SNI>"),
+        ("--protocol", "smtp", "--protocol <PROTOCOL>"),
+        ("--key", "k.pem", "--key <KEY>"),
+        ("--ca-file", "ca.pem", "--ca-file <CA_FILE>"),
+    ] {
+        let run = certdrift(&["check", "--config", config, flag, value]).await;
+        assert_eq!(run.status, 2, "{flag}: {run:?}");
+        assert!(
+            run.stderr.contains(&format!(
+                "the argument '--config <CONFIG>' cannot be used with '{shown}'"
+            )),
+            "{flag}: {}",
+            run.stderr
+        );
+    }
+}

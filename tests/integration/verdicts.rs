@@ -109,6 +109,44 @@ async fn an_expired_served_certificate_is_still_compared() {
         "{}",
         result["reason"]
     );
+    let findings = result["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{result}");
+    assert_eq!(findings[0]["finding"], "served_expired");
+    assert_eq!(
+        findings[0]["detail"],
+        format!(
+            "the served certificate (serial {}) expired {} (10 days ago)",
+            site.serial(1),
+            (now - time::Duration::days(10)).date()
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_expired_certificate_in_sync_is_a_finding_and_exits_1() {
+    // The renewal never happened: server and file agree, on a certificate clients reject.
+    let now = OffsetDateTime::now_utc();
+    let expired = LeafSpec::new(["lapsed.certdrift.test"]).valid_between(
+        now - time::Duration::days(90),
+        now - time::Duration::days(2),
+    );
+    let site = LocalSite::start_on(
+        "lapsed.certdrift.test",
+        "127.0.0.1:0".parse().unwrap(),
+        expired,
+    )
+    .await;
+    let run = site.check().await;
+    assert_eq!(run.status, 1, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "in_sync", "{result}");
+    let kinds: Vec<&str> = result["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["finding"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["served_expired", "disk_expired"], "{result}");
 }
 
 #[tokio::test]
@@ -233,8 +271,11 @@ async fn the_table_shows_verdicts_serials_and_what_to_do() {
     );
     let row = run.stdout.lines().nth(1).unwrap();
     assert!(row.contains("reload_needed"), "{row}");
-    assert!(row.contains(&site.serial(1)[..12]), "{row}");
-    assert!(row.contains(&site.serial(2)[..12]), "{row}");
+    for generation in [1, 2] {
+        let serial = site.serial(generation);
+        let shown = format!("{}…{}", &serial[..6], &serial[serial.len() - 6..]);
+        assert!(row.contains(&shown), "{shown} in {row}");
+    }
     assert!(row.ends_with("reload the server"), "{row}");
     assert!(
         run.stdout.contains("what to do: reload the server"),
