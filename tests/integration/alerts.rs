@@ -550,15 +550,29 @@ async fn check_runs_without_the_daemons_receiver_secrets_and_serve_refuses() {
         "{check:?}"
     );
 
-    let listen = format!("127.0.0.1:{}", free_port());
-    let serve = crate::util::certdrift(&["serve", "--config", config, "--listen", &listen]).await;
-    assert_eq!(serve.status, 2, "{serve:?}");
+    let refusal = serve_refusal(Path::new(config)).await;
     assert!(
-        serve.stderr.contains(
+        refusal.contains(
             "receiver `chat`: `url_env`: the environment variable `CERTDRIFT_TEST_CRON_UNSET` is not set or empty"
         ),
-        "{serve:?}"
+        "{refusal}"
     );
+}
+
+/// Runs `serve` with `config` on a free port, expects it to refuse to start (status 2), and
+/// returns what it said.
+async fn serve_refusal(config: &Path) -> String {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let run = crate::util::certdrift(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        &listen,
+    ])
+    .await;
+    assert_eq!(run.status, 2, "{run:?}");
+    run.stderr.trim_end().to_owned()
 }
 
 /// Printed for review like the `messages` module's (`-- --nocapture`).
@@ -612,18 +626,8 @@ async fn alert_config_and_state_errors_name_the_file_and_what_to_do() {
         format!("[alerts]\nstate_file = \"{}\"\n\n{site}", state.display()),
     )
     .unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let run = crate::util::certdrift(&[
-        "serve",
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        &listen,
-    ])
-    .await;
-    let message = run.stderr.trim_end();
+    let message = serve_refusal(&config).await;
     println!("{message}");
-    assert_eq!(run.status, 2, "{run:?}");
     assert!(
         message.starts_with(&format!(
             "certdrift: {}: not a certdrift alert state file",
@@ -646,18 +650,8 @@ async fn alert_config_and_state_errors_name_the_file_and_what_to_do() {
         ),
     )
     .unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let run = crate::util::certdrift(&[
-        "serve",
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        &listen,
-    ])
-    .await;
-    let message = run.stderr.trim_end();
+    let message = serve_refusal(&config).await;
     println!("{message}");
-    assert_eq!(run.status, 2, "{run:?}");
     assert!(
         message.starts_with(&format!(
             "certdrift: {}: cannot write the alert state file",
