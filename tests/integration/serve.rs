@@ -83,6 +83,19 @@ async fn serve_exports_each_site_and_address_and_stops_on_sigterm() {
             drifted.generations[1].summary().not_after.unix_timestamp()
         ),
         format!(
+            "certdrift_served_cert_not_before_seconds{{site=\"drifted\",address=\"{drifted_at}\"}} {}",
+            drifted.generations[0].summary().not_before.unix_timestamp()
+        ),
+        format!(
+            "certdrift_disk_cert_not_before_seconds{{site=\"drifted\",file=\"{}\"}} {}",
+            drifted.fullchain().display(),
+            drifted.generations[1].summary().not_before.unix_timestamp()
+        ),
+        format!(
+            "certdrift_disk_read_success{{site=\"drifted\",file=\"{}\"}} 1",
+            drifted.fullchain().display()
+        ),
+        format!(
             "certdrift_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
         ),
@@ -112,6 +125,26 @@ async fn serve_exports_each_site_and_address_and_stops_on_sigterm() {
     assert!(scrape.contains(&format!(
         "certdrift_drift_since_seconds{{site=\"drifted\",address=\"{drifted_at}\"}}"
     )));
+    // The time series of the probe itself: a recent Unix time, and a duration under the
+    // probe deadline.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    let last_probe = series_value(
+        &scrape,
+        &format!(
+            "certdrift_last_probe_timestamp_seconds{{site=\"drifted\",address=\"{drifted_at}\"}} "
+        ),
+    )
+    .expect("certdrift_last_probe_timestamp_seconds");
+    assert!(
+        last_probe > now - 120.0 && last_probe <= now + 1.0,
+        "{last_probe} vs {now}"
+    );
+    let duration = series_value(
+        &scrape,
+        &format!("certdrift_probe_duration_seconds{{site=\"drifted\",address=\"{drifted_at}\"}} "),
+    )
+    .expect("certdrift_probe_duration_seconds");
+    assert!(duration > 0.0 && duration < 10.0, "{duration}");
     assert!(
         !scrape.contains("certdrift_drift_since_seconds{site=\"synced\""),
         "no drift, no series"
