@@ -192,22 +192,34 @@ async fn a_worker_that_missed_the_reload_makes_the_address_mixed() {
     let result = run.first_result();
     assert_eq!(result["verdict"], "mixed");
     assert_eq!(result["handshakes"], 4);
-    let mut leaves: Vec<(String, u64, String)> = result["served_leaves"]
+    let mut leaves: Vec<(String, String, u64, String)> = result["served_leaves"]
         .as_array()
         .unwrap()
         .iter()
         .map(|leaf| {
             (
                 leaf["serial"].as_str().unwrap().to_owned(),
+                leaf["fingerprint_sha256"].as_str().unwrap().to_owned(),
                 leaf["count"].as_u64().unwrap(),
                 leaf["verdict"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
     leaves.sort();
+    let fingerprint = |generation: usize| {
+        site.generations[generation - 1]
+            .summary()
+            .fingerprint_sha256
+            .to_string()
+    };
     let mut expected = vec![
-        (site.serial(2), 2, "in_sync".to_owned()),
-        (site.serial(1), 2, "reload_needed".to_owned()),
+        (site.serial(2), fingerprint(2), 2, "in_sync".to_owned()),
+        (
+            site.serial(1),
+            fingerprint(1),
+            2,
+            "reload_needed".to_owned(),
+        ),
     ];
     expected.sort();
     assert_eq!(leaves, expected);
