@@ -289,6 +289,75 @@ async fn too_many_lines_before_tls_stop_at_the_lines_cap() {
     );
 }
 
+#[tokio::test]
+async fn many_short_lines_before_tls_stop_at_the_byte_cap() {
+    // Under the line cap and the line length cap, over the total.
+    let line = format!("220-{}\r\n", "x".repeat(400));
+    let lines = MAX_PREAMBLE_BYTES / line.len() + 2;
+    assert!(lines < MAX_PREAMBLE_LINES && line.len() < MAX_LINE_BYTES);
+    let address = peer(move |mut socket| {
+        let greeting = line.repeat(lines);
+        async move {
+            let _ = socket.write_all(greeting.as_bytes()).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
+    assert_failed(
+        &run,
+        took,
+        "preamble",
+        &format!(
+            "the smtp dialogue before TLS failed: the server sent more than {MAX_PREAMBLE_BYTES} bytes before TLS"
+        ),
+        Duration::from_secs(5),
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_mysql_greeting_is_refused_by_its_length() {
+    // A packet header announcing 2000 bytes; MySQL's greeting is under 100.
+    let address = peer(|mut socket| async move {
+        let mut packet = vec![0xd0, 0x07, 0x00, 0x00];
+        packet.extend(std::iter::repeat_n(0x0a, 2000));
+        let _ = socket.write_all(&packet).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "mysql").await;
+    assert_failed(
+        &run,
+        took,
+        "preamble",
+        "the mysql dialogue before TLS failed: the server sent a first packet of 2000 bytes",
+        Duration::from_secs(5),
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_ldap_response_is_refused_by_its_length() {
+    // Reads the StartTLS request, then announces a 64 KiB LDAPMessage (a SEQUENCE with a
+    // four-byte length) instead of a short ExtendedResponse.
+    let address = peer(|mut socket| async move {
+        let mut request = [0u8; 256];
+        let _ = socket.read(&mut request).await;
+        let _ = socket
+            .write_all(&[0x30, 0x84, 0x00, 0x01, 0x00, 0x00])
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "ldap").await;
+    assert_failed(
+        &run,
+        took,
+        "preamble",
+        "the ldap dialogue before TLS failed: the server sent an LDAP message of 65542 bytes",
+        Duration::from_secs(5),
+    );
+}
+
 /// A listener whose accept queue is full: it never accepts, and its one queued connection
 /// fills a backlog of zero, so the kernel leaves further SYNs unanswered and a connect hangs,
 /// as it does towards a firewalled host. The returned stream and socket keep it so.
