@@ -330,6 +330,63 @@ async fn a_recheck_that_arrives_during_a_probe_probes_again_when_it_ends() {
 }
 
 #[tokio::test]
+async fn a_site_stuck_in_its_probe_delays_neither_the_others_nor_the_http_side() {
+    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck_at = tarpit.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            match tarpit.accept().await {
+                Ok((socket, _)) => held.push(socket),
+                Err(_) => return,
+            }
+        }
+    });
+    let good = LocalSite::start("steady.certdrift.test").await;
+    let config = good.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval = \"1s\"\ntimeout = \"8s\"\n\n[[site]]\nname = \"stuck\"\nhost = \"127.0.0.1\"\n\
+             port = {}\nsni = \"stuck.certdrift.test\"\ncert = \"{}\"\nhandshakes = 1\n\n{}",
+            stuck_at.port(),
+            good.fullchain().display(),
+            good.site_table("steady")
+        ),
+    )
+    .unwrap();
+    let (_child, base) = start_serve(&config, &good.dir.path().join("serve.log")).await;
+
+    // While the stuck site's first probe waits out its 8 s, the good site is probed every
+    // second and /metrics answers every poll.
+    let good_probe = format!(
+        "certdrift_last_probe_timestamp_seconds{{site=\"steady\",address=\"{}\"}} ",
+        good.address()
+    );
+    let mut seen = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        let (status, body) = http_get(&format!("{base}/metrics")).await.unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            !body.contains("certdrift_probe_success{site=\"stuck\""),
+            "the stuck probe cannot have ended yet:\n{body}"
+        );
+        if let Some(value) = series_value(&body, &good_probe)
+            && !seen.contains(&value)
+        {
+            seen.push(value);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        seen.len() >= 3,
+        "the good site was probed {} times in 6 s: {seen:?}",
+        seen.len()
+    );
+}
+
+#[tokio::test]
 async fn serve_refuses_an_address_in_use_with_a_clear_error() {
     let site = LocalSite::start("busy.certdrift.test").await;
     let config = site.dir.path().join("certdrift.toml");
