@@ -265,10 +265,7 @@ impl Reader<'_> {
             let why = if files::has_wildcard(pattern) {
                 "no file matches".to_owned()
             } else {
-                match self.files.read(&path) {
-                    Err(err) => err.to_string(),
-                    Ok(_) => "not found".to_owned(),
-                }
+                files::why_missing(self.files, &path)
             };
             self.warnings.push(Warning::new(
                 origin.clone(),

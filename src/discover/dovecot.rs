@@ -243,10 +243,7 @@ impl Reader<'_> {
         let path = files::resolve(dir, Path::new(pattern));
         let matched = self.files.glob(&path);
         if matched.is_empty() && !optional && !files::has_wildcard(pattern) {
-            let why = match self.files.read(&path) {
-                Err(err) => err.to_string(),
-                Ok(_) => "not found".to_owned(),
-            };
+            let why = files::why_missing(self.files, &path);
             self.warnings.push(Warning::new(
                 origin.clone(),
                 format!("!include {}: {why}", path.display()),

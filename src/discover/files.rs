@@ -199,6 +199,14 @@ fn glob_with(pattern: &Path, list: impl Fn(&Path) -> Option<Vec<String>>) -> Vec
     current
 }
 
+/// Why an include of `path`, which matched nothing, failed: the read error, or "not found".
+pub fn why_missing(files: &dyn ConfigFiles, path: &Path) -> String {
+    match files.read(path) {
+        Err(err) => err.to_string(),
+        Ok(_) => "not found".to_owned(),
+    }
+}
+
 /// Whether `text` holds a glob wildcard.
 pub fn has_wildcard(text: &str) -> bool {
     text.contains(['*', '?', '['])

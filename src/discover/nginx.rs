@@ -203,10 +203,7 @@ impl Reader<'_> {
         let pattern_path = files::resolve(self.conf_dir, Path::new(pattern));
         let matched = self.files.glob(&pattern_path);
         if matched.is_empty() && !files::has_wildcard(pattern) {
-            let why = match self.files.read(&pattern_path) {
-                Err(err) => err.to_string(),
-                Ok(_) => "not found".to_owned(),
-            };
+            let why = files::why_missing(self.files, &pattern_path);
             self.warnings.push(Warning::new(
                 directive.origin.clone(),
                 format!("include {}: {why}", pattern_path.display()),

@@ -701,27 +701,8 @@ async fn certbot_lineages_from_a_real_renewal_are_discovered_and_check_needs_no_
     const UNUSED: &str = "unused.discover.test";
     let pebble = Pebble::start().await;
     let state = tempfile::tempdir().unwrap();
-    let http_port = pebble.http_port.to_string();
     for name in [NAME, UNUSED] {
-        let issue = pebble
-            .certbot(
-                state.path(),
-                &[
-                    "certonly",
-                    "--server",
-                    &pebble.directory_url,
-                    "--agree-tos",
-                    "--register-unsafely-without-email",
-                    "--standalone",
-                    "--http-01-address",
-                    "127.0.0.1",
-                    "--http-01-port",
-                    &http_port,
-                    "-d",
-                    name,
-                ],
-            )
-            .await;
+        let issue = pebble.certonly(state.path(), name).await;
         assert_eq!(issue.status, 0, "certbot certonly -d {name}: {issue:?}");
     }
     let le = state.path().join("le");

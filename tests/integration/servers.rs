@@ -381,6 +381,30 @@ impl Pebble {
         response.text().await.unwrap()
     }
 
+    /// `certbot certonly` for `name` with the standalone authenticator on pebble's HTTP
+    /// port, state under `state`: a new lineage `name`.
+    pub async fn certonly(&self, state: &Path, name: &str) -> Run {
+        let http_port = self.http_port.to_string();
+        self.certbot(
+            state,
+            &[
+                "certonly",
+                "--server",
+                &self.directory_url,
+                "--agree-tos",
+                "--register-unsafely-without-email",
+                "--standalone",
+                "--http-01-address",
+                "127.0.0.1",
+                "--http-01-port",
+                &http_port,
+                "-d",
+                name,
+            ],
+        )
+        .await
+    }
+
     /// Runs certbot with its state under `state`, trusting pebble's HTTPS certificate.
     pub async fn certbot(&self, state: &Path, args: &[&str]) -> Run {
         let certbot = require("certbot");
