@@ -61,6 +61,16 @@ pub enum Command {
     /// configuration is bad or the listen address cannot be bound.
     Serve(ServeArgs),
 
+    /// Print a config for the TLS servers of this machine, read from their own configs.
+    ///
+    /// Reads nginx (`nginx -T`, or its files), apache2, haproxy, postfix (`postconf`,
+    /// master.cf), dovecot (`doveconf`) and certbot's renewal confs, and prints the sites it
+    /// finds as a config file, each with the file and line it came from. Configs that cannot
+    /// be read are warnings, on stderr and in the output, never errors. `check` and `serve`
+    /// do the same when run without `--config`. Exit status 0 when a site was found, 2 when
+    /// none was.
+    Discover(DiscoverArgs),
+
     /// Show the main job on a throw-away CA and a local TLS server; needs no config.
     ///
     /// Makes a certbot-style layout in a temporary directory, serves generation 1, renews on
@@ -72,7 +82,8 @@ pub enum Command {
 /// Arguments of `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The TOML config file. Without it, give one site with --host and --cert.
+    /// The TOML config file. Without it (and without --host), the sites are discovered
+    /// from this machine's server configs, as `certdrift discover` prints them.
     #[arg(
         long,
         short,
@@ -88,6 +99,76 @@ pub struct CheckArgs {
     /// The ad-hoc site, when there is no config file.
     #[command(flatten)]
     pub site: AdHocSite,
+
+    /// Where discovery looks, when there is neither --config nor --host.
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+}
+
+/// Arguments of `discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Where discovery looks.
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+}
+
+/// Where discovery looks: each server's config, and which sources to read.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Discovery (without --config)")]
+pub struct DiscoveryArgs {
+    /// nginx's main config file; read with `nginx -T` when nginx is installed [default:
+    /// /etc/nginx/nginx.conf].
+    #[arg(long, value_name = "FILE")]
+    pub nginx_conf: Option<PathBuf>,
+
+    /// nginx's prefix directory, passed as `nginx -p` [default: nginx's own].
+    #[arg(long, value_name = "DIR")]
+    pub nginx_prefix: Option<PathBuf>,
+
+    /// apache2's main config file [default: /etc/apache2/apache2.conf].
+    #[arg(long, value_name = "FILE")]
+    pub apache_conf: Option<PathBuf>,
+
+    /// haproxy's config file, or a directory of *.cfg files [default:
+    /// /etc/haproxy/haproxy.cfg].
+    #[arg(long, value_name = "PATH")]
+    pub haproxy_conf: Option<PathBuf>,
+
+    /// postfix's config directory (main.cf, master.cf); read with `postconf -c DIR`
+    /// [default: /etc/postfix].
+    #[arg(long, value_name = "DIR")]
+    pub postfix_dir: Option<PathBuf>,
+
+    /// dovecot's main config file; read with `doveconf -c FILE` [default:
+    /// /etc/dovecot/dovecot.conf].
+    #[arg(long, value_name = "FILE")]
+    pub dovecot_conf: Option<PathBuf>,
+
+    /// certbot's config directory, with renewal/ and live/ [default: /etc/letsencrypt].
+    #[arg(long, value_name = "DIR")]
+    pub letsencrypt_dir: Option<PathBuf>,
+
+    /// Read only these sources, comma-separated: nginx, apache, haproxy, postfix, dovecot,
+    /// certbot [default: all].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub sources: Option<Vec<crate::discover::SourceKind>>,
+}
+
+impl DiscoveryArgs {
+    /// The locations, as discovery takes them.
+    pub fn sources(&self) -> crate::discover::Sources {
+        crate::discover::Sources {
+            nginx_conf: self.nginx_conf.clone(),
+            nginx_prefix: self.nginx_prefix.clone(),
+            apache_conf: self.apache_conf.clone(),
+            haproxy_conf: self.haproxy_conf.clone(),
+            postfix_dir: self.postfix_dir.clone(),
+            dovecot_conf: self.dovecot_conf.clone(),
+            letsencrypt_dir: self.letsencrypt_dir.clone(),
+            only: self.sources.clone(),
+        }
+    }
 }
 
 /// One site given on the command line instead of a config file.
@@ -126,9 +207,10 @@ pub struct AdHocSite {
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The TOML config file.
+    /// The TOML config file. Without it, the sites are discovered once, at start, from this
+    /// machine's server configs, as `certdrift discover` prints them.
     #[arg(long, short, env = "CERTDRIFT_CONFIG")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
 
     /// HTTP listen address (`IP:PORT`); overrides `listen` in the config. Also spelled
     /// `--web.listen-address`, as other Prometheus exporters call it.
@@ -144,6 +226,10 @@ pub struct ServeArgs {
         value_parser = parse_telemetry_path
     )]
     pub telemetry_path: String,
+
+    /// Where discovery looks, when there is no --config.
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
 }
 
 /// A metrics path that starts with `/` and is not one of `serve`'s other endpoints.

@@ -71,6 +71,9 @@ pub struct Site {
     pub certs: Vec<CertFiles>,
     /// Trust anchors for the served chain's verification, instead of the system store.
     pub ca_file: Option<PathBuf>,
+    /// Where the site came from (`FILE:LINE` of the server config `certdrift discover` read);
+    /// carried into reports as is.
+    pub origin: Option<String>,
 }
 
 /// The files of one certificate a server loads.
@@ -346,6 +349,7 @@ impl Config {
                 key: site.key.map(Path::to_owned),
             }],
             ca_file: site.ca_file.map(Path::to_owned),
+            origin: None,
         };
         Ok(Self {
             source: None,
@@ -440,6 +444,7 @@ struct RawSite {
     key: Option<Spanned<PathOrByKeyType>>,
     key_types: Option<Spanned<Vec<String>>>,
     ca_file: Option<PathBuf>,
+    origin: Option<String>,
 }
 
 /// A path, or a table of paths by key type (`{ ecdsa = "...", rsa = "..." }`).
@@ -553,6 +558,7 @@ fn validate_site(
             .ca_file
             .map(|path| base.join(path))
             .or_else(|| default_ca_file.map(Path::to_owned)),
+        origin: raw.origin,
     })
 }
 
@@ -1306,6 +1312,7 @@ host = "192.0.2.10"
 port = 8443
 sni = "mail.example.org"
 cert = "certs/mail.pem"
+origin = "/etc/nginx/sites-enabled/mail:3"
 "#,
         )
         .unwrap();
@@ -1324,6 +1331,10 @@ cert = "certs/mail.pem"
         assert_eq!(
             site.ca_file.as_deref(),
             Some(Path::new("/etc/certdrift/ca.pem"))
+        );
+        assert_eq!(
+            site.origin.as_deref(),
+            Some("/etc/nginx/sites-enabled/mail:3")
         );
     }
 

@@ -58,6 +58,10 @@ pub struct DiskState {
 pub struct AddressReport {
     /// The site's name.
     pub site: String,
+    /// Where the site came from, when the config says (`FILE:LINE` from `certdrift
+    /// discover`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// `IP:port` probed, or `host:port` when the host did not resolve.
     pub address: String,
     /// The key type asked for, on dual-certificate sites.
@@ -493,6 +497,7 @@ fn address_report(
     };
     AddressReport {
         site: site.name.clone(),
+        origin: site.origin.clone(),
         address,
         key_type: disk.key_type.map(KeyType::as_str),
         sni: site.sni.clone(),

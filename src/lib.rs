@@ -24,6 +24,9 @@
 //!   [`status_page`]: the daemon.
 //! - [`alert`]: `serve`'s alert conditions, their state file, and delivery to webhook, Slack
 //!   and Alertmanager receivers.
+//! - [`discover`]: a config read from this machine's nginx, apache2, haproxy, postfix and
+//!   dovecot configs and certbot's renewal confs, for `discover` and for `check`/`serve`
+//!   without `--config`.
 //! - [`demo`]: a throw-away CA, a certbot layout and a local TLS server, for the demo and the
 //!   tests.
 //!
@@ -36,6 +39,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod discover;
 pub mod disk;
 pub mod finding;
 pub mod inspect;

@@ -9,8 +9,11 @@ use clap::Parser;
 use time::OffsetDateTime;
 
 use certdrift::check::{self, Outcome};
-use certdrift::cli::{CheckArgs, Cli, Command, Format, LogFormat, ServeArgs};
+use certdrift::cli::{
+    CheckArgs, Cli, Command, DiscoverArgs, DiscoveryArgs, Format, LogFormat, ServeArgs,
+};
 use certdrift::config::{AdHoc, Config};
+use certdrift::discover::{self, Discovery};
 use certdrift::probe::Prober;
 use certdrift::{demo, report, serve};
 
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check(args) => run_check(args).await,
             Command::Serve(args) => run_serve(args).await,
+            Command::Discover(args) => run_discover(args).await,
             Command::Demo => run_demo().await,
         }
     });
@@ -46,8 +50,16 @@ fn main() -> ExitCode {
 }
 
 async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let explicit = args.config.is_some() || args.site.host.is_some();
+    if explicit && args.discovery.sources().any_given() {
+        anyhow::bail!(
+            "the discovery flags (--nginx-conf, --letsencrypt-dir, --sources, ...) apply only \
+             without --config and --host; drop one or the other"
+        );
+    }
     let config = match (&args.config, &args.site.host, &args.site.cert) {
         (Some(path), _, _) => Config::load(path)?,
+        (None, None, _) => discovered_config(&args.discovery).await?,
         (None, Some(host), Some(cert)) => Config::ad_hoc(AdHoc {
             host,
             port: args.site.port,
@@ -57,10 +69,7 @@ async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             key: args.site.key.as_deref(),
             ca_file: args.site.ca_file.as_deref(),
         })?,
-        _ => anyhow::bail!(
-            "nothing to check: pass --config FILE, or --host HOST --cert FILE for one site \
-             (or run `certdrift demo` to see what certdrift does)"
-        ),
+        (None, Some(_), None) => anyhow::bail!("--host needs --cert: the file the server loads"),
     };
     let prober = Prober::new(config.ca_files()).map_err(anyhow::Error::msg)?;
     let reports = check::run(&config, &prober).await;
@@ -79,13 +88,78 @@ async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
+    let config = match &args.config {
+        Some(path) => {
+            if args.discovery.sources().any_given() {
+                anyhow::bail!(
+                    "the discovery flags (--nginx-conf, --letsencrypt-dir, --sources, ...) \
+                     apply only without --config; drop one or the other"
+                );
+            }
+            Config::load(path)?
+        }
+        None => discovered_config(&args.discovery).await?,
+    };
     let options = serve::ServeOptions {
         listen: args.listen,
         telemetry_path: args.telemetry_path,
     };
     serve::run(config, options).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `discover`: the config on stdout, warnings on stderr; status 2 when nothing was found.
+async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
+    let discovery = run_discovery(&args.discovery).await?;
+    let text = discover::render(&discovery);
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .context("cannot write the config")?;
+    stdout.flush().context("cannot write the config")?;
+    if discovery.sites.is_empty() {
+        eprintln!("certdrift: {}", nothing_found(&discovery));
+        return Ok(ExitCode::from(Outcome::Trouble as u8));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs discovery off the async threads (it starts `nginx -T`, `postconf`, `doveconf` and
+/// reads files) and prints its warnings on stderr.
+async fn run_discovery(args: &DiscoveryArgs) -> anyhow::Result<Discovery> {
+    let sources = args.sources();
+    let discovery = tokio::task::spawn_blocking(move || discover::discover(&sources))
+        .await
+        .context("discovery stopped")?;
+    for warning in &discovery.warnings {
+        eprintln!("certdrift: warning: {warning}");
+    }
+    Ok(discovery)
+}
+
+/// The config `check` and `serve` use without `--config`: what discovery finds.
+async fn discovered_config(args: &DiscoveryArgs) -> anyhow::Result<Config> {
+    let discovery = run_discovery(args).await?;
+    if discovery.sites.is_empty() {
+        anyhow::bail!("{}", nothing_found(&discovery));
+    }
+    let config = discovery.config()?;
+    tracing::info!(
+        sites = config.sites.len(),
+        sources = %discovery.looked_at(),
+        "no --config: using the discovered configuration"
+    );
+    Ok(config)
+}
+
+fn nothing_found(discovery: &Discovery) -> String {
+    format!(
+        "nothing to check: discovery found no TLS site ({}). Pass --config FILE, or --host HOST \
+         --cert FILE for one site, or point discovery at the configs with --nginx-conf, \
+         --apache-conf, --haproxy-conf, --postfix-dir, --dovecot-conf, --letsencrypt-dir \
+         (`certdrift demo` shows what certdrift does)",
+        discovery.looked_at()
+    )
 }
 
 async fn run_demo() -> anyhow::Result<ExitCode> {

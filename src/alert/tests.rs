@@ -36,6 +36,7 @@ fn leaf(ca: &TestCa, not_before: OffsetDateTime, days: i64) -> CertSummary {
 fn row(verdict: Verdict, served: Option<CertSummary>) -> AddressReport {
     AddressReport {
         site: "blog".to_owned(),
+        origin: None,
         address: ADDRESS.to_owned(),
         key_type: None,
         sni: Some("blog.example.org".to_owned()),

@@ -140,7 +140,9 @@ pub async fn run(out: &mut dyn Write) -> anyhow::Result<bool> {
         writeln!(
             out,
             "Seen: in_sync, reload_needed, in_sync, disk_older, as expected.\n\n\
-             Next: point certdrift at your own server,\n  \
+             Next: on a server with nginx (apache2, haproxy, postfix, dovecot) and certbot, run\n  \
+             certdrift check\n\
+             which reads their configs (`certdrift discover` prints what it found), or check one site,\n  \
              certdrift check --host www.example.org --cert /etc/letsencrypt/live/www.example.org/fullchain.pem\n\
              or write a config file (see the README) and run `certdrift serve --config FILE`."
         )?;

@@ -12,26 +12,7 @@ const NAME: &str = "acme.certdrift.test";
 async fn certbot_renewal_without_a_reload_hook_needs_a_reload() {
     let pebble = Pebble::start().await;
     let state = tempfile::tempdir().unwrap();
-    let http_port = pebble.http_port.to_string();
-    let issue = pebble
-        .certbot(
-            state.path(),
-            &[
-                "certonly",
-                "--server",
-                &pebble.directory_url,
-                "--agree-tos",
-                "--register-unsafely-without-email",
-                "--standalone",
-                "--http-01-address",
-                "127.0.0.1",
-                "--http-01-port",
-                &http_port,
-                "-d",
-                NAME,
-            ],
-        )
-        .await;
+    let issue = pebble.certonly(state.path(), NAME).await;
     assert_eq!(issue.status, 0, "certbot certonly: {issue:?}");
 
     let live = state.path().join("le/live").join(NAME);

@@ -197,6 +197,11 @@ postlog unix-dgram n - n - 1 postlogd
         Self { dir, child, port }
     }
 
+    /// The config directory (main.cf, master.cf, the SNI map's source `sni`).
+    pub fn conf_dir(&self) -> PathBuf {
+        self.dir.path().join("conf")
+    }
+
     /// Rebuilds the SNI map from the certificate files, then `kill -HUP` the master: new
     /// smtpd processes read the new map and fallback files.
     pub async fn reload(&self) {
@@ -306,6 +311,11 @@ service pop3-login {{
             imaps_port,
             pop3_port,
         }
+    }
+
+    /// The config file.
+    pub fn conf(&self) -> &Path {
+        &self.conf
     }
 
     /// `dovecot reload`: the master re-reads its config, certificate files included, and

@@ -187,26 +187,7 @@ async fn certbot_runs_the_deploy_hook_after_a_real_renewal_and_serve_sees_it_at_
     const NAME: &str = "hooked.certdrift.test";
     let pebble = Pebble::start().await;
     let state = tempfile::tempdir().unwrap();
-    let http_port = pebble.http_port.to_string();
-    let issue = pebble
-        .certbot(
-            state.path(),
-            &[
-                "certonly",
-                "--server",
-                &pebble.directory_url,
-                "--agree-tos",
-                "--register-unsafely-without-email",
-                "--standalone",
-                "--http-01-address",
-                "127.0.0.1",
-                "--http-01-port",
-                &http_port,
-                "-d",
-                NAME,
-            ],
-        )
-        .await;
+    let issue = pebble.certonly(state.path(), NAME).await;
     assert_eq!(issue.status, 0, "certbot certonly: {issue:?}");
     let live = state.path().join("le/live").join(NAME);
     let fullchain = std::fs::read_to_string(live.join("fullchain.pem")).unwrap();

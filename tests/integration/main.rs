@@ -2,7 +2,8 @@
 //!
 //! Index:
 //! - `util`: temp dirs, free ports, child processes, running the `certdrift` binary, HTTP.
-//! - `servers`: real servers from Debian packages (nginx, pebble, certbot) run on loopback.
+//! - `servers`: real servers from Debian packages (nginx, apache2, haproxy, pebble,
+//!   certbot) run on loopback.
 //! - `daemons`: real mail, directory, database, FTP and XMPP servers run on loopback.
 //! - `cli`: the demo and the help text a new user meets first.
 //! - `verdicts`: every verdict against an in-process TLS server, through `certdrift check`.
@@ -13,6 +14,9 @@
 //! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
 //! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
 //! - `acme`: a real certbot renewal against pebble, served by nginx.
+//! - `discovery`: `certdrift discover` against real nginx, apache2, haproxy, postfix and
+//!   dovecot configs and a real certbot's renewal confs, the discovered config checked
+//!   through a renewal; `check` and `serve` without `--config`; broken configs reported.
 //! - `protocols`: each protocol against its real server (postfix, dovecot, PostgreSQL,
 //!   MariaDB, vsftpd, slapd, prosody) through a renewal and reload; nginx with two
 //!   certificates for one name.
@@ -43,6 +47,7 @@ mod chains;
 mod cli;
 mod dashboard;
 mod deploy;
+mod discovery;
 mod disk_errors;
 mod hostile;
 mod messages;

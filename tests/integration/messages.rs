@@ -107,10 +107,21 @@ async fn config_and_command_line_errors_name_the_file_line_and_key() {
         "{missing}"
     );
 
-    let nothing = cli_error(&["check"]).await;
+    // Without --config, check discovers; pointed at nothing (never at /etc), it finds nothing.
+    let empty = tempfile::tempdir().unwrap();
+    let missing = empty.path().join("nginx.conf");
+    let nothing = cli_error(&[
+        "check",
+        "--nginx-conf",
+        missing.to_str().unwrap(),
+        "--sources",
+        "nginx",
+    ])
+    .await;
     println!("command line, nothing to check:\n  {nothing}");
     assert!(
-        nothing.contains("nothing to check: pass --config FILE"),
+        nothing.contains("nothing to check: discovery found no TLS site")
+            && nothing.contains("Pass --config FILE, or --host HOST --cert FILE"),
         "{nothing}"
     );
 

@@ -1,5 +1,6 @@
-//! Real servers from Debian packages, run by hand on loopback from a temp dir, as child
-//! processes the test owns (see ../shared/TESTBED.md for the recipes).
+//! Real servers from Debian packages (nginx, apache2, haproxy, pebble, certbot), run by hand
+//! on loopback from a temp dir, as child processes the test owns (see ../shared/TESTBED.md
+//! for the recipes).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,13 +34,8 @@ impl Nginx {
         server_name: &str,
         certs: &[(&Path, &Path)],
     ) -> Self {
-        let nginx = require("nginx");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let root = dir.path();
-        for temp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-            std::fs::create_dir_all(root.join("tmp").join(temp)).unwrap();
-        }
         let listen_lines: String = listens
             .iter()
             .map(|address| format!("        listen {address}:{port} ssl;\n"))
@@ -54,6 +50,26 @@ impl Nginx {
                 )
             })
             .collect();
+        let server = format!(
+            "    server {{
+{listen_lines}        server_name {server_name};
+{cert_lines}        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {{ return 200 \"ok\\n\"; }}
+    }}
+"
+        );
+        Self::start_in(dir, &server, port).await
+    }
+
+    /// Starts nginx from `dir`, whose `nginx.conf` gets the usual preamble (pid, logs and
+    /// temp paths inside `dir`) and `http { ... http_body }`; waits until `port` accepts
+    /// connections on 127.0.0.1. Files `http_body` includes must be in `dir` already.
+    pub async fn start_in(dir: TempDir, http_body: &str, port: u16) -> Self {
+        let nginx = require("nginx");
+        let root = dir.path();
+        for temp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            std::fs::create_dir_all(root.join("tmp").join(temp)).unwrap();
+        }
         let conf = root.join("nginx.conf");
         let text = format!(
             "worker_processes 1;
@@ -67,12 +83,7 @@ http {{
     fastcgi_temp_path {root}/tmp/fastcgi;
     uwsgi_temp_path {root}/tmp/uwsgi;
     scgi_temp_path {root}/tmp/scgi;
-    server {{
-{listen_lines}        server_name {server_name};
-{cert_lines}        ssl_protocols TLSv1.2 TLSv1.3;
-        location / {{ return 200 \"ok\\n\"; }}
-    }}
-}}
+{http_body}}}
 ",
             root = root.display(),
         );
@@ -138,6 +149,120 @@ http {{
     /// The master's pid.
     pub fn pid(&self) -> u32 {
         self.child.pid()
+    }
+
+    /// The main config file.
+    pub fn conf(&self) -> &Path {
+        &self.conf
+    }
+}
+
+/// apache2 with mod_ssl, run in the foreground from a temp dir (ServerRoot), its vhosts in
+/// files the test writes.
+pub struct Apache {
+    pub dir: TempDir,
+    _child: ChildGuard,
+    conf: PathBuf,
+}
+
+impl Apache {
+    /// Writes `DIR/httpd.conf` (runtime files and log inside `dir`, mpm_event, authz_core,
+    /// socache_shmcb and ssl loaded, `Listen 127.0.0.1:PORT` per entry of `ports`) followed
+    /// by `body`, checks it with `apache2 -t`, starts apache2 and waits for every port.
+    pub async fn start(dir: TempDir, body: &str, ports: &[u16]) -> Self {
+        let apache = require("apache2");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("run")).unwrap();
+        let modules = ["mpm_event", "authz_core", "socache_shmcb", "ssl"]
+            .map(|module| {
+                format!("LoadModule {module}_module /usr/lib/apache2/modules/mod_{module}.so\n")
+            })
+            .concat();
+        let listens: String = ports
+            .iter()
+            .map(|port| format!("Listen 127.0.0.1:{port}\n"))
+            .collect();
+        let conf = root.join("httpd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "ServerRoot {root}
+DefaultRuntimeDir {root}/run
+PidFile {root}/httpd.pid
+Mutex file:{root}/run default
+ErrorLog {root}/error.log
+User www-data
+Group www-data
+ServerName localhost
+{modules}{listens}{body}",
+                root = root.display()
+            ),
+        )
+        .unwrap();
+        let conf_arg = conf.display().to_string();
+        let test = run_command(apache.to_str().unwrap(), &["-t", "-f", &conf_arg]).await;
+        assert_eq!(test.status, 0, "apache2 -t: {test:?}");
+        let child = ChildGuard::spawn(
+            &apache,
+            &["-f", &conf_arg, "-DFOREGROUND"],
+            &[],
+            &root.join("stdout.log"),
+        );
+        for port in ports {
+            let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            wait_for_port(address, Duration::from_secs(20)).await;
+        }
+        Self {
+            dir,
+            _child: child,
+            conf,
+        }
+    }
+
+    /// The main config file.
+    pub fn conf(&self) -> &Path {
+        &self.conf
+    }
+}
+
+/// haproxy in master-worker mode with the master in the foreground, from a config the test
+/// writes.
+pub struct Haproxy {
+    pub dir: TempDir,
+    _child: ChildGuard,
+    conf: PathBuf,
+}
+
+impl Haproxy {
+    /// Writes `DIR/haproxy.cfg` as `text`, checks it with `haproxy -c`, starts haproxy and
+    /// waits until every port of `ports` accepts connections on 127.0.0.1.
+    pub async fn start(dir: TempDir, text: &str, ports: &[u16]) -> Self {
+        let haproxy = require("haproxy");
+        let conf = dir.path().join("haproxy.cfg");
+        std::fs::write(&conf, text).unwrap();
+        let conf_arg = conf.display().to_string();
+        let test = run_command(haproxy.to_str().unwrap(), &["-c", "-q", "-f", &conf_arg]).await;
+        assert_eq!(test.status, 0, "haproxy -c: {test:?}");
+        let child = ChildGuard::spawn(
+            &haproxy,
+            &["-W", "-db", "-f", &conf_arg],
+            &[],
+            &dir.path().join("haproxy.log"),
+        );
+        for port in ports {
+            let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            wait_for_port(address, Duration::from_secs(20)).await;
+        }
+        Self {
+            dir,
+            _child: child,
+            conf,
+        }
+    }
+
+    /// The config file.
+    pub fn conf(&self) -> &Path {
+        &self.conf
     }
 }
 
@@ -254,6 +379,30 @@ impl Pebble {
             response.status()
         );
         response.text().await.unwrap()
+    }
+
+    /// `certbot certonly` for `name` with the standalone authenticator on pebble's HTTP
+    /// port, state under `state`: a new lineage `name`.
+    pub async fn certonly(&self, state: &Path, name: &str) -> Run {
+        let http_port = self.http_port.to_string();
+        self.certbot(
+            state,
+            &[
+                "certonly",
+                "--server",
+                &self.directory_url,
+                "--agree-tos",
+                "--register-unsafely-without-email",
+                "--standalone",
+                "--http-01-address",
+                "127.0.0.1",
+                "--http-01-port",
+                &http_port,
+                "-d",
+                name,
+            ],
+        )
+        .await
     }
 
     /// Runs certbot with its state under `state`, trusting pebble's HTTPS certificate.
