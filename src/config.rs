@@ -41,6 +41,9 @@ pub struct Config {
     pub alerts: AlertSettings,
     /// `serve`: where alert notifications go (`[[receiver]]`), in file order.
     pub receivers: Vec<Receiver>,
+    /// `serve`: how often every watched file's identity is compared, for changes the file
+    /// watcher missed.
+    pub watch_fallback: Duration,
 }
 
 /// One site: the certificate files and the server that should serve them.
@@ -67,6 +70,12 @@ pub struct Site {
     pub certs: Vec<CertFiles>,
     /// Trust anchors for the served chain's verification, instead of the system store.
     pub ca_file: Option<PathBuf>,
+    /// The ACME lineage (`ROOT/live/NAME`) the certificate files are copies of, when their
+    /// path does not say.
+    pub lineage: Option<PathBuf>,
+    /// Where to look for the lineage of a file that is a copy (`letsencrypt_dir`); `None`
+    /// when matching is off.
+    pub letsencrypt_dir: Option<PathBuf>,
 }
 
 /// The files of one certificate a server loads.
@@ -118,6 +127,12 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 pub const DEFAULT_HANDSHAKES: u32 = 3;
 /// The most handshakes per address a config may ask for.
 pub const MAX_HANDSHAKES: u32 = 20;
+/// certbot's default config directory, where lineages are matched unless `letsencrypt_dir`
+/// says otherwise.
+pub const DEFAULT_LETSENCRYPT_DIR: &str = "/etc/letsencrypt";
+/// The default period of `serve`'s fallback re-read of every watched file: short enough
+/// that a change the watcher misses still lands within seconds, cheap since it only stats.
+pub const DEFAULT_WATCH_FALLBACK: Duration = Duration::from_secs(5);
 
 impl Config {
     /// Reads and validates the TOML file at `path`.
@@ -231,6 +246,13 @@ impl Config {
             None => DEFAULT_CONCURRENCY,
         };
         let default_ca_file = raw.ca_file.map(|path| base.join(path));
+        let letsencrypt_dir = letsencrypt_dir(raw.letsencrypt_dir.as_deref(), base);
+        let watch_fallback = duration(
+            raw.watch_fallback,
+            "watch_fallback",
+            Duration::from_millis(100),
+            DEFAULT_WATCH_FALLBACK,
+        )?;
 
         if raw.site.is_empty() {
             return Err(ConfigError {
@@ -256,8 +278,9 @@ impl Config {
                 ));
             }
             first_seen.insert(raw_site.name.get_ref().trim().to_owned(), name_line);
-            let site = validate_site(raw_site, base, default_ca_file.as_deref())
+            let mut site = validate_site(raw_site, base, default_ca_file.as_deref())
                 .map_err(|(span, msg)| at(span.unwrap_or(table_span.clone()), msg))?;
+            site.letsencrypt_dir = letsencrypt_dir.clone();
             sites.push(site);
         }
 
@@ -293,6 +316,7 @@ impl Config {
             sites,
             alerts,
             receivers,
+            watch_fallback,
         })
     }
 
@@ -335,6 +359,8 @@ impl Config {
                 key: site.key.map(Path::to_owned),
             }],
             ca_file: site.ca_file.map(Path::to_owned),
+            lineage: None,
+            letsencrypt_dir: letsencrypt_dir(None, Path::new("/")),
         };
         Ok(Self {
             source: None,
@@ -345,6 +371,7 @@ impl Config {
             sites: vec![site],
             alerts: AlertSettings::default(),
             receivers: Vec::new(),
+            watch_fallback: DEFAULT_WATCH_FALLBACK,
         })
     }
 
@@ -405,6 +432,8 @@ struct RawConfig {
     listen: Option<Spanned<String>>,
     concurrency: Option<Spanned<usize>>,
     ca_file: Option<PathBuf>,
+    letsencrypt_dir: Option<PathBuf>,
+    watch_fallback: Option<Spanned<String>>,
     #[serde(default)]
     site: Vec<Spanned<RawSite>>,
     alerts: Option<Spanned<RawAlerts>>,
@@ -428,6 +457,7 @@ struct RawSite {
     key: Option<Spanned<PathOrByKeyType>>,
     key_types: Option<Spanned<Vec<String>>>,
     ca_file: Option<PathBuf>,
+    lineage: Option<PathBuf>,
 }
 
 /// A path, or a table of paths by key type (`{ ecdsa = "...", rsa = "..." }`).
@@ -541,7 +571,19 @@ fn validate_site(
             .ca_file
             .map(|path| base.join(path))
             .or_else(|| default_ca_file.map(Path::to_owned)),
+        lineage: raw.lineage.map(|path| base.join(path)),
+        letsencrypt_dir: None,
     })
+}
+
+/// The `letsencrypt_dir` in force: the configured one (relative to `base`), none when it is
+/// empty (matching off), else certbot's default.
+fn letsencrypt_dir(configured: Option<&Path>, base: &Path) -> Option<PathBuf> {
+    match configured {
+        Some(path) if path.as_os_str().is_empty() => None,
+        Some(path) => Some(base.join(path)),
+        None => Some(PathBuf::from(DEFAULT_LETSENCRYPT_DIR)),
+    }
 }
 
 /// Resolves `cert`, `chain`, `key` and `key_types` into one [`CertFiles`] per certificate.

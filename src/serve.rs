@@ -3,7 +3,8 @@
 //!
 //! Each site has its own task and its own slot in the interval, so a slow or dead site delays
 //! nobody: probes wait only for a concurrency permit, and the HTTP side never waits for
-//! probes. SIGINT and SIGTERM stop both halves cleanly.
+//! probes. A [`watch`]er wakes a site at once when one of its files changes, without
+//! waiting for its slot. SIGINT and SIGTERM stop every part cleanly.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -27,6 +28,7 @@ use crate::probe::Prober;
 use crate::report;
 use crate::state::Store;
 use crate::status_page;
+use crate::watch;
 
 /// Options of `serve` that are not in the config file.
 #[derive(Debug, Clone)]
@@ -118,7 +120,7 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
         "certdrift serving"
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let deliveries = alerts.spawn_delivery(stop_rx.clone());
     let scheduler = tokio::spawn(schedule(
         Arc::new(config),
@@ -204,11 +206,17 @@ async fn schedule(
     store: Arc<Store>,
     alerts: Arc<AlertEngine>,
     recheck: Arc<Notify>,
-    stop: watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(config.concurrency));
     let count = config.sites.len().max(1) as u32;
     let start = Instant::now();
+    let changed: Vec<Arc<Notify>> = config
+        .sites
+        .iter()
+        .map(|_| Arc::new(Notify::new()))
+        .collect();
+    let watcher = tokio::spawn(watch::run(config.clone(), changed.clone(), stop.clone()));
     let tasks: Vec<_> = (0..config.sites.len())
         .map(|index| {
             let first = start + config.interval / count * index as u32;
@@ -221,6 +229,7 @@ async fn schedule(
                 alerts.clone(),
                 permits.clone(),
                 recheck.clone(),
+                changed[index].clone(),
                 stop.clone(),
             ))
         })
@@ -228,6 +237,7 @@ async fn schedule(
     for task in tasks {
         let _ = task.await;
     }
+    let _ = watcher.await;
 }
 
 #[allow(clippy::too_many_arguments)] // Each is a distinct shared handle; a struct would only rename them.
@@ -240,7 +250,8 @@ async fn site_loop(
     alerts: Arc<AlertEngine>,
     permits: Arc<Semaphore>,
     recheck: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
+    changed: Arc<Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let site: &Site = &config.sites[index];
     let mut next = first;
@@ -248,6 +259,9 @@ async fn site_loop(
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = recheck.notified() => debug!(site = %site.name, "re-check requested"),
+            // A permit stored while a pass ran wakes this at once: a change that landed
+            // mid-probe gets a pass of its own.
+            _ = changed.notified() => debug!(site = %site.name, "a certificate file changed"),
             _ = stop.changed() => return,
         }
 

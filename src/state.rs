@@ -5,11 +5,14 @@
 //! view of all of them. Writes are short (a report swap), so a plain `RwLock` is enough.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::RwLock;
 
 use time::OffsetDateTime;
 
-use crate::inspect::SiteReport;
+use crate::cert::Fingerprint;
+use crate::inspect::{AddressReport, SiteReport};
+use crate::probe::KeyType;
 use crate::verdict::Verdict;
 
 /// The latest state of every configured site.
@@ -28,6 +31,23 @@ pub struct SiteEntry {
     /// Per row (address, plus key type on dual-certificate sites), the drift verdict in
     /// force and when it was first seen.
     pub drift_since: HashMap<String, (Verdict, OffsetDateTime)>,
+    /// Per certificate file, the leaf it holds and when certdrift saw that leaf arrive:
+    /// at the first read, the file's own change time ([`crate::watch::changed_at`]); at
+    /// each later change of leaf, the file's change time when it is newer than the last
+    /// one, else the time of the read (a copy that kept an old modification time).
+    pub disk_changed: HashMap<PathBuf, (Fingerprint, OffsetDateTime)>,
+}
+
+impl SiteEntry {
+    /// When the certificate in the file behind `row` (the one for its key type) changed.
+    pub fn disk_changed_for(&self, row: &AddressReport) -> Option<OffsetDateTime> {
+        let report = self.report.as_ref()?;
+        let disk = report
+            .disks
+            .iter()
+            .find(|disk| disk.key_type.map(KeyType::as_str) == row.key_type)?;
+        self.disk_changed.get(&disk.file).map(|(_, at)| *at)
+    }
 }
 
 /// A verdict that changed on one address, for the log.
@@ -50,6 +70,7 @@ impl Store {
                 name: name.to_owned(),
                 report: None,
                 drift_since: HashMap::new(),
+                disk_changed: HashMap::new(),
             })
             .collect();
         Self {
@@ -101,6 +122,27 @@ impl Store {
             drift_since.insert(row.row_id(), (row.verdict, since));
         }
         entry.drift_since = drift_since;
+
+        let mut disk_changed = HashMap::new();
+        for disk in &report.disks {
+            let Ok(cert) = &disk.result else {
+                // An unreadable file keeps its last known change: the grace of a drift
+                // does not restart because the file was briefly missing.
+                if let Some(known) = entry.disk_changed.get(&disk.file) {
+                    disk_changed.insert(disk.file.clone(), *known);
+                }
+                continue;
+            };
+            let fingerprint = cert.leaf.fingerprint_sha256;
+            let on_file = disk.changed_at.map(|at| at.min(now));
+            let at = match entry.disk_changed.get(&disk.file) {
+                Some(&(known, since)) if known == fingerprint => since,
+                Some(&(_, since)) => on_file.filter(|at| *at > since).unwrap_or(now),
+                None => on_file.unwrap_or(now),
+            };
+            disk_changed.insert(disk.file.clone(), (fingerprint, at));
+        }
+        entry.disk_changed = disk_changed;
         entry.report = Some(report);
         changes
     }

@@ -276,10 +276,16 @@ impl Evaluator {
                             "serves several certificates; restart the service",
                         )
                     };
-                    let ready = entry
-                        .drift_since
-                        .get(&address)
-                        .is_some_and(|(_, since)| now - *since >= self.settings.reload_grace);
+                    // The grace counts from the renewal on disk when certdrift knows it
+                    // (`certdrift_disk_change_timestamp_seconds`), so a restart of certdrift
+                    // does not restart it; a mixed address counts from the drift.
+                    let drift_since = entry.drift_since.get(&address).map(|(_, since)| *since);
+                    let since = match row.verdict {
+                        Verdict::ReloadNeeded => entry.disk_changed_for(row).or(drift_since),
+                        _ => drift_since,
+                    };
+                    let ready =
+                        since.is_some_and(|since| now - since >= self.settings.reload_grace);
                     push!(
                         alert,
                         &address,

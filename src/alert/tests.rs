@@ -44,6 +44,7 @@ fn row(verdict: Verdict, served: Option<CertSummary>) -> AddressReport {
         reason: format!("reason for {verdict}"),
         advice: verdict.advice(),
         findings: Vec::new(),
+        hint: None,
         served: served.map(|leaf| ServedReport {
             leaf,
             chain_length: 2,
@@ -74,6 +75,9 @@ fn disk(cert: Result<CertSummary, DiskError>) -> DiskState {
             notes: Vec::new(),
         }),
         key_check: None,
+        lineage: None,
+        lineage_findings: Vec::new(),
+        changed_at: None,
     }
 }
 
@@ -94,6 +98,7 @@ fn entry(
             addresses: rows,
         }),
         drift_since,
+        disk_changed: HashMap::new(),
     }
 }
 

@@ -10,6 +10,8 @@
 //! - `hostile`: tarpits, garbage, alerts, oversized chains and bad STARTTLS peers, each
 //!   failing with a named reason within its timeouts.
 //! - `disk_errors`: every disk error, through the library and the binary.
+//! - `lineages`: ACME lineage findings (a stale copy, `NAME-0001`, `live/` behind the
+//!   archive or made of plain files) through `certdrift check`.
 //! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
 //! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
 //! - `acme`: a real certbot renewal against pebble, served by nginx.
@@ -45,6 +47,7 @@ mod dashboard;
 mod deploy;
 mod disk_errors;
 mod hostile;
+mod lineages;
 mod messages;
 mod nginx;
 mod protocols;
