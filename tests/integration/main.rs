@@ -13,6 +13,8 @@
 //! - `lineages`: ACME lineage findings (a stale copy, `NAME-0001`, `live/` behind the
 //!   archive or made of plain files) through `certdrift check`.
 //! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
+//! - `watch`: `serve` sees a certbot symlink swap, an atomic rename and a Kubernetes
+//!   `..data` swap at once, with an hour-long interval.
 //! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
 //! - `acme`: a real certbot renewal against pebble, served by nginx.
 //! - `protocols`: each protocol against its real server (postfix, dovecot, PostgreSQL,
@@ -55,3 +57,4 @@ mod serve;
 mod servers;
 mod status_page;
 mod verdicts;
+mod watch;
