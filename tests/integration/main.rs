@@ -15,7 +15,8 @@
 //! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
 //! - `watch`: `serve` sees a certbot symlink swap, an atomic rename and a Kubernetes
 //!   `..data` swap at once, with an hour-long interval.
-//! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
+//! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back; the
+//!   who-is-serving hints (nginx and its pid; reloaded but reading another file).
 //! - `acme`: a real certbot renewal against pebble, served by nginx.
 //! - `protocols`: each protocol against its real server (postfix, dovecot, PostgreSQL,
 //!   MariaDB, vsftpd, slapd, prosody) through a renewal and reload; nginx with two
