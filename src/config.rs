@@ -1299,6 +1299,38 @@ cert = "/etc/letsencrypt/live/blog.example.org/fullchain.pem"
     }
 
     #[test]
+    fn reads_the_lineage_and_watch_keys() {
+        let config = parse(MINIMAL).unwrap();
+        let site = &config.sites[0];
+        assert_eq!(site.lineage, None);
+        assert_eq!(
+            site.letsencrypt_dir.as_deref(),
+            Some(Path::new("/etc/letsencrypt"))
+        );
+        assert_eq!(config.watch_fallback, Duration::from_secs(5));
+
+        let text = format!(
+            "letsencrypt_dir = \"le\"\nwatch_fallback = \"30s\"\n{MINIMAL}lineage = \"/srv/le/live/blog\"\n"
+        );
+        let config = parse(&text).unwrap();
+        let site = &config.sites[0];
+        assert_eq!(
+            site.lineage.as_deref(),
+            Some(Path::new("/srv/le/live/blog"))
+        );
+        assert_eq!(
+            site.letsencrypt_dir.as_deref(),
+            Some(Path::new("/etc/certdrift/le"))
+        );
+        assert_eq!(config.watch_fallback, Duration::from_secs(30));
+
+        let off = parse(&format!("letsencrypt_dir = \"\"\n{MINIMAL}")).unwrap();
+        assert_eq!(off.sites[0].letsencrypt_dir, None);
+        let err = parse(&format!("watch_fallback = \"1ms\"\n{MINIMAL}")).unwrap_err();
+        assert!(err.message.contains("watch_fallback"), "{err}");
+    }
+
+    #[test]
     fn reads_every_key() {
         let config = parse(
             r#"

@@ -145,6 +145,41 @@ fn reload_needed_waits_for_the_grace_period() {
 }
 
 #[test]
+fn the_reload_grace_counts_from_the_disk_change() {
+    let ca = TestCa::new("grace CA");
+    let served = leaf(&ca, NOW - time::Duration::days(60), 90);
+    let renewed = leaf(&ca, NOW - time::Duration::days(1), 90);
+    let mut evaluator = Evaluator::new(settings());
+    // certdrift just started (the drift is new), but the file changed an hour ago: the
+    // grace is over. And the other way round: an old drift, a file changed a minute ago.
+    let site = |drift_since, changed| {
+        let mut entry = entry(
+            vec![disk(Ok(renewed.clone()))],
+            vec![row(Verdict::ReloadNeeded, Some(served.clone()))],
+            Some(drift_since),
+        );
+        let file = PathBuf::from("/etc/letsencrypt/live/blog/fullchain.pem");
+        entry
+            .disk_changed
+            .insert(file, (renewed.fingerprint_sha256, changed));
+        entry
+    };
+    let restarted = site(NOW, NOW - time::Duration::hours(1));
+    assert_eq!(
+        names(&evaluator.evaluate(&restarted, NOW)),
+        [(AlertName::ReloadNeeded, true)]
+    );
+    let fresh = site(
+        NOW - time::Duration::hours(1),
+        NOW - time::Duration::minutes(1),
+    );
+    assert_eq!(
+        names(&evaluator.evaluate(&fresh, NOW)),
+        [(AlertName::ReloadNeeded, false)]
+    );
+}
+
+#[test]
 fn probe_and_disk_failures_alert_after_the_failure_count() {
     let mut evaluator = Evaluator::new(AlertSettings {
         failure_count: 2,
