@@ -306,6 +306,8 @@ fn findings_become_alerts_once_per_kind() {
         Finding::new(FindingKind::NameNotCovered, "www.example.org"),
         Finding::new(FindingKind::KeyMismatch, "privkey.pem"),
         Finding::new(FindingKind::ChainDiffers, "not an alert"),
+        Finding::new(FindingKind::CopyStale, "haproxy.pem is generation 1"),
+        Finding::new(FindingKind::LiveNotNewest, "live/ at generation 1"),
     ];
     let conditions = Evaluator::new(settings())
         .evaluate(&entry(vec![disk(Ok(cert))], vec![with_findings], None), NOW);
@@ -319,6 +321,7 @@ fn findings_become_alerts_once_per_kind() {
             (AlertName::ChainProblem, Severity::Warning),
             (AlertName::NameNotCovered, Severity::Critical),
             (AlertName::KeyMismatch, Severity::Critical),
+            (AlertName::LineageProblem, Severity::Warning),
         ]
     );
 }
