@@ -278,19 +278,20 @@ fn live_findings(lineage: &Lineage) -> Vec<Finding> {
 }
 
 /// `stale_lineage` when another lineage under the same root has a newer certificate for
-/// the same names than `current`, the one `lineage` holds now.
+/// all of `current`'s names (the same, or more: certbot makes `NAME-0001` when a name is
+/// added) than `current`, the one `lineage` holds now.
 fn newer_lineages(lineage: &Lineage, current: &CertSummary) -> Vec<Finding> {
     lineages_under(&lineage.root)
         .into_iter()
         .filter(|other| other.name != lineage.name)
         .filter_map(|other| {
             let leaf = other.current_leaf()?;
-            (same_names(&leaf, current) && leaf.is_newer_than(current)).then(|| {
+            (has_every_name(&leaf, current) && leaf.is_newer_than(current)).then(|| {
                 Finding::new(
                     FindingKind::StaleLineage,
                     format!(
                         "the site uses lineage {} (serial {}, not before {}), but lineage {} holds a newer certificate \
-                         for the same names (serial {}, not before {})",
+                         for its names (serial {}, not before {})",
                         lineage.name,
                         current.serial,
                         date(current),
@@ -315,18 +316,28 @@ fn generation_of(file_name: &str, kind: &str) -> Option<u32> {
 
 /// Whether both certificates carry the same set of names, in any order and case.
 fn same_names(a: &CertSummary, b: &CertSummary) -> bool {
-    let set = |cert: &CertSummary| {
-        let mut names: Vec<String> = cert
-            .names()
-            .into_iter()
-            .map(|name| name.to_ascii_lowercase())
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    };
-    let names = set(a);
-    !names.is_empty() && names == set(b)
+    let names = name_set(a);
+    !names.is_empty() && names == name_set(b)
+}
+
+/// Whether `wider` carries every name of `cert` (and maybe more), compared exactly: a
+/// wildcard counts only for the same wildcard.
+fn has_every_name(wider: &CertSummary, cert: &CertSummary) -> bool {
+    let wider = name_set(wider);
+    let names = name_set(cert);
+    !names.is_empty() && names.iter().all(|name| wider.contains(name))
+}
+
+/// The certificate's names, lower-cased, sorted, each once.
+fn name_set(cert: &CertSummary) -> Vec<String> {
+    let mut names: Vec<String> = cert
+        .names()
+        .into_iter()
+        .map(|name| name.to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn date(cert: &CertSummary) -> String {

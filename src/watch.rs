@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
@@ -123,7 +123,8 @@ pub async fn run(config: Arc<Config>, wakers: Vec<Arc<Notify>>, mut stop: watch:
     let (events_tx, mut events) = mpsc::channel::<()>(16);
     let mut watcher = match notify::recommended_watcher(
         move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            // Opens and reads (certdrift's own among them, at every pass) change nothing.
+            if event.is_ok_and(|event| !matches!(event.kind, EventKind::Access(_))) {
                 // A full channel already holds a wake-up: dropping this one loses nothing.
                 let _ = events_tx.try_send(());
             }

@@ -136,8 +136,9 @@ async fn a_newer_lineage_for_the_same_names_is_stale_lineage() {
         "app.certdrift.test-0001",
     );
     let later = site.generations[0].summary().not_before + time::Duration::hours(2);
+    // It covers one more name, as when a `-d` was added.
     let issued = site.ca.issue(
-        &LeafSpec::new(["app.certdrift.test"])
+        &LeafSpec::new(["app.certdrift.test", "www.app.certdrift.test"])
             .valid_between(later, later + time::Duration::days(90)),
     );
     newer.write_generation(1, &issued).unwrap();
@@ -158,7 +159,7 @@ async fn a_newer_lineage_for_the_same_names_is_stale_lineage() {
     );
     assert!(
         detail.contains(&format!(
-            "but lineage app.certdrift.test-0001 holds a newer certificate for the same names (serial {}, not before ",
+            "but lineage app.certdrift.test-0001 holds a newer certificate for its names (serial {}, not before ",
             issued.summary().serial
         )),
         "{detail}"

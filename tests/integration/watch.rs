@@ -1,6 +1,7 @@
 //! Instant detection: with `serve` probing once an hour and its periodic re-read also set to
 //! an hour, a certbot symlink swap, an atomic rename and a Kubernetes `..data` swap each put
-//! the new verdict on /metrics at once, and move `certdrift_disk_change_timestamp_seconds`.
+//! the new verdict on /metrics at once, and move `certdrift_disk_change_timestamp_seconds`;
+//! a change no event reports is found by the periodic re-read.
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -8,9 +9,14 @@ use std::path::Path;
 use crate::serve::{scrape_until, start_serve};
 use crate::util::{ChildGuard, LocalSite};
 
-/// Starts `serve` on `site`, reading `cert`, with an hour between probes and between
-/// fallback re-reads: only the watcher can notice a change within the test.
-async fn serve_watching(site: &LocalSite, cert: &Path) -> (ChildGuard, String) {
+/// Starts `serve` on `site`, reading `cert`, with an hour between probes and the fallback
+/// re-read every `fallback`: with an hour, only the watcher can notice a change within the
+/// test.
+async fn serve_with_fallback(
+    site: &LocalSite,
+    cert: &Path,
+    fallback: &str,
+) -> (ChildGuard, String) {
     let table = site.site_table("watched").replace(
         &format!("cert = \"{}\"", site.fullchain().display()),
         &format!("cert = \"{}\"", cert.display()),
@@ -18,7 +24,7 @@ async fn serve_watching(site: &LocalSite, cert: &Path) -> (ChildGuard, String) {
     let config = site.dir.path().join("certdrift.toml");
     std::fs::write(
         &config,
-        format!("interval = \"1h\"\nwatch_fallback = \"1h\"\ntimeout = \"5s\"\n\n{table}"),
+        format!("interval = \"1h\"\nwatch_fallback = \"{fallback}\"\ntimeout = \"5s\"\n\n{table}"),
     )
     .unwrap();
     start_serve(&config, &site.dir.path().join("serve.log")).await
@@ -55,7 +61,17 @@ struct Watched {
 impl Watched {
     /// Starts `serve` on `site` reading `cert` and waits for verdict `before`.
     async fn start(site: &LocalSite, cert: &Path, before: &str) -> Self {
-        let (serve, base) = serve_watching(site, cert).await;
+        Self::start_with_fallback(site, cert, before, "1h").await
+    }
+
+    /// Like [`Watched::start`], with the fallback re-read every `fallback`.
+    async fn start_with_fallback(
+        site: &LocalSite,
+        cert: &Path,
+        before: &str,
+        fallback: &str,
+    ) -> Self {
+        let (serve, base) = serve_with_fallback(site, cert, fallback).await;
         let scrape = scrape_until(&base, &verdict_line(site, before)).await;
         Self {
             _serve: serve,
@@ -126,5 +142,25 @@ async fn a_kubernetes_data_symlink_swap_is_seen_without_waiting_for_the_interval
     write_version("..2026_12_02", site.generations[1].fullchain_pem());
     symlink("..2026_12_02", volume.join("..data_tmp")).unwrap();
     std::fs::rename(volume.join("..data_tmp"), volume.join("..data")).unwrap();
+    watched.assert_seen(&site, &cert, "reload_needed").await;
+}
+
+#[tokio::test]
+async fn a_change_no_watched_directory_sees_is_found_by_the_fallback_re_read() {
+    let mut site = LocalSite::start("fallback.certdrift.test").await;
+    site.renew();
+    let deployed = site.dir.path().join("deployed");
+    let elsewhere = site.dir.path().join("elsewhere");
+    std::fs::create_dir(&deployed).unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    let cert = deployed.join("fullchain.pem");
+    std::fs::write(&cert, site.generations[0].fullchain_pem()).unwrap();
+    // A hard link in a directory nobody watches: a write through it changes the watched
+    // file but raises no event in its directory, like a write on another NFS client.
+    let other_name = elsewhere.join("fullchain.pem");
+    std::fs::hard_link(&cert, &other_name).unwrap();
+    let watched = Watched::start_with_fallback(&site, &cert, "in_sync", "1s").await;
+
+    std::fs::write(&other_name, site.generations[1].fullchain_pem()).unwrap();
     watched.assert_seen(&site, &cert, "reload_needed").await;
 }
