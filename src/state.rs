@@ -161,3 +161,68 @@ impl Store {
         self.read(|sites| sites.iter().all(|site| site.report.is_some()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::demo::ca::{LeafSpec, TestCa};
+    use crate::disk::DiskCert;
+    use crate::inspect::DiskState;
+
+    const FILE: &str = "/etc/letsencrypt/live/blog/fullchain.pem";
+
+    fn report(leaf: &crate::cert::CertSummary, changed_at: OffsetDateTime) -> SiteReport {
+        SiteReport {
+            site: "blog".to_owned(),
+            disks: vec![DiskState {
+                key_type: None,
+                file: PathBuf::from(FILE),
+                result: Ok(DiskCert {
+                    path: PathBuf::from(FILE),
+                    leaf: Arc::new(leaf.clone()),
+                    chain: Vec::new(),
+                    chain_file: None,
+                    notes: Vec::new(),
+                }),
+                key_check: None,
+                lineage: None,
+                lineage_findings: Vec::new(),
+                changed_at: Some(changed_at),
+            }],
+            addresses: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_disk_change_time_moves_only_when_the_leaf_does() {
+        let ca = TestCa::new("state CA");
+        let first = ca.issue(&LeafSpec::new(["blog.example.org"])).summary();
+        let second = ca.issue(&LeafSpec::new(["blog.example.org"])).summary();
+        let store = Store::new(["blog"]);
+        let changed = |store: &Store| store.read(|sites| sites[0].disk_changed[Path::new(FILE)].1);
+        let renewed = datetime!(2026-03-01 08:00 UTC);
+        let started = datetime!(2026-03-02 12:00 UTC);
+
+        // First read: the file's own change time, from before certdrift started.
+        store.record(0, report(&first, renewed), started);
+        assert_eq!(changed(&store), renewed);
+        // Same leaf, touched file: no change.
+        let later = started + time::Duration::minutes(1);
+        store.record(0, report(&first, later), later);
+        assert_eq!(changed(&store), renewed);
+        // A new leaf with a newer modification time: that time.
+        let swapped = started + time::Duration::minutes(2);
+        let seen = swapped + time::Duration::seconds(1);
+        store.record(0, report(&second, swapped), seen);
+        assert_eq!(changed(&store), swapped);
+        // Back to the old leaf with its old modification time (`cp -p`): when it was seen.
+        let restored = seen + time::Duration::minutes(5);
+        store.record(0, report(&first, renewed), restored);
+        assert_eq!(changed(&store), restored);
+    }
+}
