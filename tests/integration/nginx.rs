@@ -172,6 +172,25 @@ async fn a_renewal_without_reload_names_nginx_and_its_pid() {
         )),
         "{hint}"
     );
+    // The table report carries it under the row's advice.
+    let table: Vec<String> = args
+        .iter()
+        .map(|arg| {
+            if arg == "json" {
+                "table".to_owned()
+            } else {
+                arg.clone()
+            }
+        })
+        .collect();
+    let run = certdrift(&strs(&table)).await;
+    assert!(
+        run.stdout.contains(&format!(
+            "\n  who serves it: nginx (pid {}) started before the disk changed: reload it",
+            nginx.pid()
+        )),
+        "{run:?}"
+    );
 }
 
 #[tokio::test]
