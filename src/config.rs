@@ -45,6 +45,9 @@ pub struct Config {
     /// `secret_env`) is not set. `serve` refuses to start with any; `check`, which sends no
     /// alerts, runs without them, so a cron job need not carry the daemon's secrets.
     pub unresolved_receivers: Vec<ConfigError>,
+    /// `serve`: how often every watched file's identity is compared, for changes the file
+    /// watcher missed.
+    pub watch_fallback: Duration,
 }
 
 /// One site: the certificate files and the server that should serve them.
@@ -74,6 +77,12 @@ pub struct Site {
     /// Where the site came from (`FILE:LINE` of the server config `certdrift discover` read);
     /// carried into reports as is.
     pub origin: Option<String>,
+    /// The ACME lineage (`ROOT/live/NAME`) the certificate files are copies of, when their
+    /// path does not say.
+    pub lineage: Option<PathBuf>,
+    /// Where to look for the lineage of a file that is a copy (`letsencrypt_dir`); `None`
+    /// when matching is off.
+    pub letsencrypt_dir: Option<PathBuf>,
 }
 
 /// The files of one certificate a server loads.
@@ -125,6 +134,12 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 pub const DEFAULT_HANDSHAKES: u32 = 3;
 /// The most handshakes per address a config may ask for.
 pub const MAX_HANDSHAKES: u32 = 20;
+/// certbot's default config directory, where lineages are matched unless `letsencrypt_dir`
+/// says otherwise.
+pub const DEFAULT_LETSENCRYPT_DIR: &str = "/etc/letsencrypt";
+/// The default period of `serve`'s fallback re-read of every watched file: short enough
+/// that a change the watcher misses still lands within seconds, cheap since it only stats.
+pub const DEFAULT_WATCH_FALLBACK: Duration = Duration::from_secs(5);
 
 impl Config {
     /// Reads and validates the TOML file at `path`.
@@ -238,6 +253,13 @@ impl Config {
             None => DEFAULT_CONCURRENCY,
         };
         let default_ca_file = raw.ca_file.map(|path| base.join(path));
+        let letsencrypt_dir = letsencrypt_dir(raw.letsencrypt_dir.as_deref(), base);
+        let watch_fallback = duration(
+            raw.watch_fallback,
+            "watch_fallback",
+            Duration::from_millis(100),
+            DEFAULT_WATCH_FALLBACK,
+        )?;
 
         if raw.site.is_empty() {
             return Err(ConfigError {
@@ -263,8 +285,9 @@ impl Config {
                 ));
             }
             first_seen.insert(raw_site.name.get_ref().trim().to_owned(), name_line);
-            let site = validate_site(raw_site, base, default_ca_file.as_deref())
+            let mut site = validate_site(raw_site, base, default_ca_file.as_deref())
                 .map_err(|(span, msg)| at(span.unwrap_or(table_span.clone()), msg))?;
+            site.letsencrypt_dir = letsencrypt_dir.clone();
             sites.push(site);
         }
 
@@ -307,6 +330,7 @@ impl Config {
             alerts,
             receivers,
             unresolved_receivers,
+            watch_fallback,
         })
     }
 
@@ -350,6 +374,8 @@ impl Config {
             }],
             ca_file: site.ca_file.map(Path::to_owned),
             origin: None,
+            lineage: None,
+            letsencrypt_dir: letsencrypt_dir(None, Path::new("/")),
         };
         Ok(Self {
             source: None,
@@ -361,6 +387,7 @@ impl Config {
             alerts: AlertSettings::default(),
             receivers: Vec::new(),
             unresolved_receivers: Vec::new(),
+            watch_fallback: DEFAULT_WATCH_FALLBACK,
         })
     }
 
@@ -421,6 +448,8 @@ struct RawConfig {
     listen: Option<Spanned<String>>,
     concurrency: Option<Spanned<usize>>,
     ca_file: Option<PathBuf>,
+    letsencrypt_dir: Option<PathBuf>,
+    watch_fallback: Option<Spanned<String>>,
     #[serde(default)]
     site: Vec<Spanned<RawSite>>,
     alerts: Option<Spanned<RawAlerts>>,
@@ -445,6 +474,7 @@ struct RawSite {
     key_types: Option<Spanned<Vec<String>>>,
     ca_file: Option<PathBuf>,
     origin: Option<String>,
+    lineage: Option<PathBuf>,
 }
 
 /// A path, or a table of paths by key type (`{ ecdsa = "...", rsa = "..." }`).
@@ -559,7 +589,19 @@ fn validate_site(
             .map(|path| base.join(path))
             .or_else(|| default_ca_file.map(Path::to_owned)),
         origin: raw.origin,
+        lineage: raw.lineage.map(|path| base.join(path)),
+        letsencrypt_dir: None,
     })
+}
+
+/// The `letsencrypt_dir` in force: the configured one (relative to `base`), none when it is
+/// empty (matching off), else certbot's default.
+fn letsencrypt_dir(configured: Option<&Path>, base: &Path) -> Option<PathBuf> {
+    match configured {
+        Some(path) if path.as_os_str().is_empty() => None,
+        Some(path) => Some(base.join(path)),
+        None => Some(PathBuf::from(DEFAULT_LETSENCRYPT_DIR)),
+    }
 }
 
 /// Resolves `cert`, `chain`, `key` and `key_types` into one [`CertFiles`] per certificate.
@@ -1294,6 +1336,38 @@ cert = "/etc/letsencrypt/live/blog.example.org/fullchain.pem"
         assert_eq!(site.protocol, Protocol::Tls);
         assert_eq!(site.addresses, AddressFamily::All);
         assert_eq!(site.handshakes, DEFAULT_HANDSHAKES);
+    }
+
+    #[test]
+    fn reads_the_lineage_and_watch_keys() {
+        let config = parse(MINIMAL).unwrap();
+        let site = &config.sites[0];
+        assert_eq!(site.lineage, None);
+        assert_eq!(
+            site.letsencrypt_dir.as_deref(),
+            Some(Path::new("/etc/letsencrypt"))
+        );
+        assert_eq!(config.watch_fallback, Duration::from_secs(5));
+
+        let text = format!(
+            "letsencrypt_dir = \"le\"\nwatch_fallback = \"30s\"\n{MINIMAL}lineage = \"/srv/le/live/blog\"\n"
+        );
+        let config = parse(&text).unwrap();
+        let site = &config.sites[0];
+        assert_eq!(
+            site.lineage.as_deref(),
+            Some(Path::new("/srv/le/live/blog"))
+        );
+        assert_eq!(
+            site.letsencrypt_dir.as_deref(),
+            Some(Path::new("/etc/certdrift/le"))
+        );
+        assert_eq!(config.watch_fallback, Duration::from_secs(30));
+
+        let off = parse(&format!("letsencrypt_dir = \"\"\n{MINIMAL}")).unwrap();
+        assert_eq!(off.sites[0].letsencrypt_dir, None);
+        let err = parse(&format!("watch_fallback = \"1ms\"\n{MINIMAL}")).unwrap_err();
+        assert!(err.message.contains("watch_fallback"), "{err}");
     }
 
     #[test]

@@ -38,11 +38,19 @@ pub enum FindingKind {
     ServedExpired,
     /// The file's leaf has expired: the renewal did not happen, and reloading will not help.
     DiskExpired,
+    /// The file is a copy of an ACME lineage, older than the lineage's current certificate.
+    CopyStale,
+    /// A newer lineage for the same names (`NAME-0001`) exists beside the one in use.
+    StaleLineage,
+    /// A `live/` link of the lineage points at an older generation than the archive's newest.
+    LiveNotNewest,
+    /// A `live/` entry of the lineage is a plain file instead of a symlink into `archive/`.
+    LiveNotSymlink,
 }
 
 impl FindingKind {
     /// Every kind, in documentation order.
-    pub const ALL: [FindingKind; 12] = [
+    pub const ALL: [FindingKind; 16] = [
         FindingKind::ChainIncomplete,
         FindingKind::ChainDiffers,
         FindingKind::ChainOrder,
@@ -55,6 +63,10 @@ impl FindingKind {
         FindingKind::HandshakesFailed,
         FindingKind::ServedExpired,
         FindingKind::DiskExpired,
+        FindingKind::CopyStale,
+        FindingKind::StaleLineage,
+        FindingKind::LiveNotNewest,
+        FindingKind::LiveNotSymlink,
     ];
 
     /// The name used in labels, JSON and the table.
@@ -72,6 +84,10 @@ impl FindingKind {
             Self::HandshakesFailed => "handshakes_failed",
             Self::ServedExpired => "served_expired",
             Self::DiskExpired => "disk_expired",
+            Self::CopyStale => "copy_stale",
+            Self::StaleLineage => "stale_lineage",
+            Self::LiveNotNewest => "live_not_newest",
+            Self::LiveNotSymlink => "live_not_symlink",
         }
     }
 
@@ -111,6 +127,22 @@ impl FindingKind {
             }
             Self::DiskExpired => {
                 "the ACME client did not renew it: run the renewal by hand (`certbot renew`), read its log, then reload"
+            }
+            Self::CopyStale => {
+                "a reload would not help: re-run the deploy step that copies the lineage to this file \
+                 (certbot's --deploy-hook or renewal-hooks/deploy), fix why it failed, then reload"
+            }
+            Self::StaleLineage => {
+                "point the server (or the copy's deploy step) at the newer lineage's live/ files and reload; \
+                 then remove the old lineage (`certbot delete --cert-name NAME`) so renewals stop splitting"
+            }
+            Self::LiveNotNewest => {
+                "unless this is a deliberate rollback, point live/ at the newest generation \
+                 (`certbot update_symlinks`), then reload"
+            }
+            Self::LiveNotSymlink => {
+                "put the files back into archive/ and the links into live/ (`certbot update_symlinks`); \
+                 deploy copies elsewhere, never over live/"
             }
         }
     }

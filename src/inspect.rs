@@ -25,8 +25,10 @@ use crate::config::{CertFiles, Site};
 use crate::disk::{self, DiskCert, DiskError};
 use crate::finding::{self, Finding, FindingKind};
 use crate::key::{self, KeyCheck};
+use crate::lineage::{self, LineageMatch};
 use crate::probe::{KeyType, ProbeError, Prober, Served, Target, Timeouts, Verification};
 use crate::verdict::{self, Verdict};
+use crate::{serving, watch};
 
 /// Everything learned about one site in one pass.
 #[derive(Debug, Clone)]
@@ -51,6 +53,13 @@ pub struct DiskState {
     pub result: Result<DiskCert, DiskError>,
     /// The key check, when `key` is set and the certificate could be read.
     pub key_check: Option<KeyCheck>,
+    /// The ACME lineage the file belongs to or was copied from, when one was found.
+    pub lineage: Option<LineageMatch>,
+    /// What is wrong with that lineage or the copy ([`lineage::inspect`]).
+    pub lineage_findings: Vec<Finding>,
+    /// When the file's content last changed, from the modification times of the file and
+    /// of every symlink on the way to it ([`watch::changed_at`]).
+    pub changed_at: Option<OffsetDateTime>,
 }
 
 /// The verdict for one site on one address (and key type), with both sides' summaries.
@@ -79,6 +88,10 @@ pub struct AddressReport {
     pub advice: &'static str,
     /// Problems beside the verdict.
     pub findings: Vec<Finding>,
+    /// Who serves the address and what that suggests, for `reload_needed` on a local
+    /// address whose listening process could be found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     /// What the server presented (the most frequent leaf), when a handshake succeeded.
     pub served: Option<ServedReport>,
     /// Every distinct leaf seen on the address, when there was more than one.
@@ -169,6 +182,15 @@ pub struct DiskReport {
     /// Oddities found while reading.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The ACME lineage the file belongs to or was copied from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<LineageMatch>,
+    /// When the file's content last changed, as far as modification times tell.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub changed_at: Option<OffsetDateTime>,
 }
 
 /// A failure, as a stable kind and a message.
@@ -188,7 +210,11 @@ pub async fn inspect_site(
     timeouts: &Timeouts,
     permits: &Semaphore,
 ) -> SiteReport {
-    let disks: Vec<DiskState> = site.certs.iter().map(read_disk).collect();
+    let disks: Vec<DiskState> = site
+        .certs
+        .iter()
+        .map(|files| read_disk(site, files))
+        .collect();
 
     let started = Instant::now();
     let resolved = if site.connect_to.is_empty() {
@@ -335,17 +361,32 @@ async fn observe(
     observed
 }
 
-fn read_disk(files: &CertFiles) -> DiskState {
+fn read_disk(site: &Site, files: &CertFiles) -> DiskState {
     let result = disk::load_with_chain(&files.cert, files.chain.as_deref());
     let key_check = match (&files.key, &result) {
         (Some(key_path), Ok(cert)) => Some(key::check_key(key_path, &cert.leaf)),
         _ => None,
     };
+    let (lineage, lineage_findings) = match &result {
+        Ok(cert) => lineage::inspect(
+            &files.cert,
+            &cert.leaf,
+            site.lineage.as_deref(),
+            site.letsencrypt_dir.as_deref(),
+        ),
+        Err(_) => (None, Vec::new()),
+    };
     DiskState {
         key_type: files.key_type,
         file: files.cert.clone(),
+        changed_at: result
+            .as_ref()
+            .ok()
+            .and_then(|_| watch::changed_at(&files.cert)),
         result,
         key_check,
+        lineage,
+        lineage_findings,
     }
 }
 
@@ -482,7 +523,17 @@ fn address_report(
         Some(KeyCheck::Matches) | None => {}
     }
 
+    findings.extend(disk.lineage_findings.iter().cloned());
     let findings = finding::one_per_kind(findings);
+
+    let hint = match (assessment.verdict, &disk.changed_at) {
+        (Verdict::ReloadNeeded, Some(changed_at)) => address
+            .parse::<SocketAddr>()
+            .ok()
+            .and_then(serving::local_listener)
+            .and_then(|listener| listener.hint(*changed_at)),
+        _ => None,
+    };
 
     let error = match (&disk.result, majority, observed.failures.first()) {
         (Err(err), _, _) => Some(ErrorReport {
@@ -506,6 +557,7 @@ fn address_report(
         reason: assessment.reason,
         advice: assessment.verdict.advice(),
         findings,
+        hint,
         served: majority.map(served_report),
         served_leaves,
         handshakes,
@@ -519,6 +571,8 @@ fn address_report(
                 .as_ref()
                 .map(|path| path.display().to_string()),
             notes: cert.notes.clone(),
+            lineage: disk.lineage.clone(),
+            changed_at: disk.changed_at,
         }),
         error,
         checked_at: now,

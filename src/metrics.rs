@@ -157,6 +157,11 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         &["site", "address", "finding"],
     ),
     (
+        DISK_CHANGE,
+        "Unix time when the certificate in the site's file last changed, as seen by certdrift (the file's modification time at the first read).",
+        &["site", "file"],
+    ),
+    (
         DISK_READ_SUCCESS,
         "1 if the site's certificate file was read and parsed, else 0.",
         &["site", "file"],
@@ -176,6 +181,7 @@ const PROBE_DURATION: &str = "certdrift_probe_duration_seconds";
 const LAST_PROBE: &str = "certdrift_last_probe_timestamp_seconds";
 const SERVED_VERIFIED: &str = "certdrift_served_cert_verified";
 const DISK_READ_SUCCESS: &str = "certdrift_disk_read_success";
+const DISK_CHANGE: &str = "certdrift_disk_change_timestamp_seconds";
 const FINDING: &str = "certdrift_finding";
 
 impl StoreCollector {
@@ -244,6 +250,9 @@ impl Collector for StoreCollector {
                             );
                         }
                         Err(_) => add(DISK_READ_SUCCESS, &at, 0.0),
+                    }
+                    if let Some((_, changed)) = entry.disk_changed.get(&disk.file) {
+                        add(DISK_CHANGE, &at, unix_seconds(*changed));
                     }
                 }
 
@@ -368,6 +377,12 @@ fn add_cert(
         ("issuer", cert.issuer.as_str()),
     ]);
     add(info, &labels, 1.0);
+}
+
+/// `at` in Unix seconds, with its fraction: a change and the verdict it caused are often
+/// less than a second apart.
+fn unix_seconds(at: time::OffsetDateTime) -> f64 {
+    at.unix_timestamp_nanos() as f64 / 1e9
 }
 
 fn sample(labels: &[(&str, &str)], value: f64) -> Metric {

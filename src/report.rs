@@ -93,6 +93,9 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
         if row.verdict != Verdict::InSync {
             let _ = writeln!(out, "  what to do: {}", row.advice);
         }
+        if let Some(hint) = &row.hint {
+            let _ = writeln!(out, "  who serves it: {hint}");
+        }
         for finding in &row.findings {
             let _ = writeln!(out, "  {}: {}", finding.kind, finding.detail);
             let _ = writeln!(out, "    what to do: {}", finding.advice);

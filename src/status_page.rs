@@ -68,6 +68,7 @@ struct RowView {
     action: &'static str,
     reason: String,
     advice: &'static str,
+    hint: Option<String>,
     error: Option<String>,
     findings: Vec<FindingView>,
     served: Option<CertView>,
@@ -150,6 +151,7 @@ impl RowView {
             action: report::action(row.verdict),
             reason: row.reason.clone(),
             advice: row.advice,
+            hint: row.hint.clone(),
             error: row
                 .error
                 .as_ref()
@@ -255,6 +257,7 @@ mod tests {
             name: name.to_owned(),
             report,
             drift_since: HashMap::new(),
+            disk_changed: HashMap::new(),
         }
     }
 

@@ -87,6 +87,9 @@ pub enum AlertName {
     ChainProblem,
     /// The private key file does not match the certificate on disk.
     KeyMismatch,
+    /// The ACME lineage behind the file has a problem: a stale copy, a newer lineage for the
+    /// same names, `live/` behind the archive or made of plain files.
+    LineageProblem,
     /// The address failed `failure_count` probes in a row.
     ProbeFailing,
     /// The certificate file could not be read `failure_count` times in a row.
@@ -102,7 +105,7 @@ pub enum AlertName {
 
 impl AlertName {
     /// Every alert, in documentation order.
-    pub const ALL: [AlertName; 12] = [
+    pub const ALL: [AlertName; 13] = [
         Self::ReloadNeeded,
         Self::MixedCertificates,
         Self::DiskOlder,
@@ -110,6 +113,7 @@ impl AlertName {
         Self::NameNotCovered,
         Self::ChainProblem,
         Self::KeyMismatch,
+        Self::LineageProblem,
         Self::ProbeFailing,
         Self::DiskError,
         Self::ServedExpiringSoon,
@@ -127,6 +131,7 @@ impl AlertName {
             Self::NameNotCovered => "NameNotCovered",
             Self::ChainProblem => "ChainProblem",
             Self::KeyMismatch => "KeyMismatch",
+            Self::LineageProblem => "LineageProblem",
             Self::ProbeFailing => "ProbeFailing",
             Self::DiskError => "DiskError",
             Self::ServedExpiringSoon => "ServedExpiringSoon",
@@ -276,10 +281,16 @@ impl Evaluator {
                             "serves several certificates; restart the service",
                         )
                     };
-                    let ready = entry
-                        .drift_since
-                        .get(&address)
-                        .is_some_and(|(_, since)| now - *since >= self.settings.reload_grace);
+                    // The grace counts from the renewal on disk when certdrift knows it
+                    // (`certdrift_disk_change_timestamp_seconds`), so a restart of certdrift
+                    // does not restart it; a mixed address counts from the drift.
+                    let drift_since = entry.drift_since.get(&address).map(|(_, since)| *since);
+                    let since = match row.verdict {
+                        Verdict::ReloadNeeded => entry.disk_changed_for(row).or(drift_since),
+                        _ => drift_since,
+                    };
+                    let ready =
+                        since.is_some_and(|since| now - since >= self.settings.reload_grace);
                     push!(
                         alert,
                         &address,
@@ -330,6 +341,10 @@ impl Evaluator {
                     | FindingKind::ChainBroken
                     | FindingKind::ChainOrder
                     | FindingKind::ExpiredIntermediate => AlertName::ChainProblem,
+                    FindingKind::CopyStale
+                    | FindingKind::StaleLineage
+                    | FindingKind::LiveNotNewest
+                    | FindingKind::LiveNotSymlink => AlertName::LineageProblem,
                     _ => continue,
                 };
                 if conditions

@@ -45,6 +45,7 @@ fn row(verdict: Verdict, served: Option<CertSummary>) -> AddressReport {
         reason: format!("reason for {verdict}"),
         advice: verdict.advice(),
         findings: Vec::new(),
+        hint: None,
         served: served.map(|leaf| ServedReport {
             leaf,
             chain_length: 2,
@@ -75,6 +76,9 @@ fn disk(cert: Result<CertSummary, DiskError>) -> DiskState {
             notes: Vec::new(),
         }),
         key_check: None,
+        lineage: None,
+        lineage_findings: Vec::new(),
+        changed_at: None,
     }
 }
 
@@ -95,6 +99,7 @@ fn entry(
             addresses: rows,
         }),
         drift_since,
+        disk_changed: HashMap::new(),
     }
 }
 
@@ -137,6 +142,41 @@ fn reload_needed_waits_for_the_grace_period() {
             .starts_with("reason for reload_needed. What to do: reload the server"),
         "{}",
         late[0].description
+    );
+}
+
+#[test]
+fn the_reload_grace_counts_from_the_disk_change() {
+    let ca = TestCa::new("grace CA");
+    let served = leaf(&ca, NOW - time::Duration::days(60), 90);
+    let renewed = leaf(&ca, NOW - time::Duration::days(1), 90);
+    let mut evaluator = Evaluator::new(settings());
+    // certdrift just started (the drift is new), but the file changed an hour ago: the
+    // grace is over. And the other way round: an old drift, a file changed a minute ago.
+    let site = |drift_since, changed| {
+        let mut entry = entry(
+            vec![disk(Ok(renewed.clone()))],
+            vec![row(Verdict::ReloadNeeded, Some(served.clone()))],
+            Some(drift_since),
+        );
+        let file = PathBuf::from("/etc/letsencrypt/live/blog/fullchain.pem");
+        entry
+            .disk_changed
+            .insert(file, (renewed.fingerprint_sha256, changed));
+        entry
+    };
+    let restarted = site(NOW, NOW - time::Duration::hours(1));
+    assert_eq!(
+        names(&evaluator.evaluate(&restarted, NOW)),
+        [(AlertName::ReloadNeeded, true)]
+    );
+    let fresh = site(
+        NOW - time::Duration::hours(1),
+        NOW - time::Duration::minutes(1),
+    );
+    assert_eq!(
+        names(&evaluator.evaluate(&fresh, NOW)),
+        [(AlertName::ReloadNeeded, false)]
     );
 }
 
@@ -267,6 +307,8 @@ fn findings_become_alerts_once_per_kind() {
         Finding::new(FindingKind::NameNotCovered, "www.example.org"),
         Finding::new(FindingKind::KeyMismatch, "privkey.pem"),
         Finding::new(FindingKind::ChainDiffers, "not an alert"),
+        Finding::new(FindingKind::CopyStale, "haproxy.pem is generation 1"),
+        Finding::new(FindingKind::LiveNotNewest, "live/ at generation 1"),
     ];
     let conditions = Evaluator::new(settings())
         .evaluate(&entry(vec![disk(Ok(cert))], vec![with_findings], None), NOW);
@@ -280,6 +322,7 @@ fn findings_become_alerts_once_per_kind() {
             (AlertName::ChainProblem, Severity::Warning),
             (AlertName::NameNotCovered, Severity::Critical),
             (AlertName::KeyMismatch, Severity::Critical),
+            (AlertName::LineageProblem, Severity::Warning),
         ]
     );
 }

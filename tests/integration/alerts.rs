@@ -477,7 +477,7 @@ async fn shipped_prometheus_rules_pass_promtool_check_and_unit_tests() {
     let check = run_command(promtool, &["check", "rules", rules.to_str().unwrap()]).await;
     assert_eq!(check.status, 0, "{check:?}");
     assert!(
-        check.stdout.contains("SUCCESS: 12 rules found"),
+        check.stdout.contains("SUCCESS: 13 rules found"),
         "{check:?}"
     );
 
@@ -493,7 +493,7 @@ async fn shipped_prometheus_rules_pass_promtool_check_and_unit_tests() {
         .lines()
         .filter_map(|line| line.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(names.len(), 12);
+    assert_eq!(names.len(), 13);
     for name in names {
         let cases: Vec<&str> = tests_text
             .split("- eval_time:")

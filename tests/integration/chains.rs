@@ -7,7 +7,7 @@ use certdrift::demo::ca::{KeyAlgorithm, LeafSpec, TestCa};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::util::{LocalSite, Run, certdrift, check_json_args, strs};
+use crate::util::{LocalSite, Run, certdrift, check_config, check_json_args, strs};
 
 /// The `finding` names of a result, in order.
 fn kinds(result: &Value) -> Vec<String> {
@@ -29,20 +29,6 @@ fn detail<'a>(result: &'a Value, kind: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {kind} finding in {result}"))["detail"]
         .as_str()
         .unwrap()
-}
-
-/// Writes `text` as `certdrift.toml` in `dir` and runs `check --format json` on it.
-async fn check_config(dir: &Path, text: &str) -> Run {
-    let config = dir.join("certdrift.toml");
-    std::fs::write(&config, text).unwrap();
-    certdrift(&[
-        "check",
-        "--format",
-        "json",
-        "--config",
-        config.to_str().unwrap(),
-    ])
-    .await
 }
 
 /// Runs `check` on `site` as a table.

@@ -11,8 +11,13 @@
 //! - `hostile`: tarpits, garbage, alerts, oversized chains and bad STARTTLS peers, each
 //!   failing with a named reason within its timeouts.
 //! - `disk_errors`: every disk error, through the library and the binary.
+//! - `lineages`: ACME lineage findings (a stale copy, `NAME-0001`, `live/` behind the
+//!   archive or made of plain files) through `certdrift check`.
 //! - `serve`: the daemon's endpoints, scraped over HTTP, checked by promtool.
-//! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back.
+//! - `watch`: `serve` sees a certbot symlink swap, an atomic rename and a Kubernetes
+//!   `..data` swap at once, with an hour-long interval.
+//! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back; the
+//!   who-is-serving hints (nginx and its pid; reloaded but reading another file).
 //! - `acme`: a real certbot renewal against pebble, served by nginx.
 //! - `discovery`: `certdrift discover` against real nginx, apache2, haproxy, postfix and
 //!   dovecot configs and a real certbot's renewal confs, the discovered config checked
@@ -50,6 +55,7 @@ mod deploy;
 mod discovery;
 mod disk_errors;
 mod hostile;
+mod lineages;
 mod messages;
 mod nginx;
 mod protocols;
@@ -57,3 +63,4 @@ mod serve;
 mod servers;
 mod status_page;
 mod verdicts;
+mod watch;

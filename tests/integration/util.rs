@@ -46,6 +46,20 @@ pub async fn certdrift(args: &[&str]) -> Run {
     run_command(certdrift_bin(), args).await
 }
 
+/// Writes `text` as `certdrift.toml` in `dir` and runs `check --format json` on it.
+pub async fn check_config(dir: &Path, text: &str) -> Run {
+    let config = dir.join("certdrift.toml");
+    std::fs::write(&config, text).unwrap();
+    certdrift(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await
+}
+
 /// Runs `program ARGS` to completion (at most a minute), capturing its output.
 pub async fn run_command(program: &str, args: &[&str]) -> Run {
     let child = tokio::process::Command::new(program)
