@@ -17,14 +17,16 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Log level (error, warn, info, debug, trace) or a tracing filter such as
-    /// `certdrift=debug`. Logs go to stderr. Also spelled `--log.level`.
+    /// Log level (error, warn, info, debug, trace, off) or a tracing filter such as
+    /// `certdrift=debug` or `info,certdrift::probe=trace`. Logs go to stderr, coloured only
+    /// on a terminal and without NO_COLOR. Also spelled `--log.level`.
     #[arg(
         long,
         global = true,
         env = "CERTDRIFT_LOG",
         default_value = "info",
-        alias = "log.level"
+        alias = "log.level",
+        value_parser = parse_log_filter
     )]
     pub log_level: String,
 
@@ -141,6 +143,32 @@ pub struct ServeArgs {
     pub telemetry_path: String,
 }
 
+/// A log level, or a tracing filter whose every directive is a level or has `=` (or a span
+/// `[...]`).
+///
+/// tracing's filter syntax takes a bare word as a target to log at every level, so a
+/// mistyped level (`warning`, `bogus`) would be accepted and silently log nothing at all;
+/// such a word is refused here instead.
+pub fn parse_log_filter(filter: &str) -> Result<String, String> {
+    let accepted = "use a level (error, warn, info, debug, trace, off) or a filter of \
+                    `target=level` directives such as `certdrift=debug` or \
+                    `info,certdrift::probe=trace`";
+    if filter.trim().is_empty() {
+        return Err(format!("an empty value is not a log level; {accepted}"));
+    }
+    let bare_word = filter.split(',').map(str::trim).find(|directive| {
+        !directive.is_empty()
+            && !LOG_LEVELS.contains(&directive.to_ascii_lowercase().as_str())
+            && !directive.contains(['=', '['])
+    });
+    if let Some(word) = bare_word {
+        return Err(format!("`{word}` is not a log level; {accepted}"));
+    }
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| filter.to_owned())
+        .map_err(|err| format!("`{filter}` is not a log filter ({err}); {accepted}"))
+}
+
 /// A metrics path that starts with `/` and is not one of `serve`'s other endpoints.
 fn parse_telemetry_path(path: &str) -> Result<String, String> {
     if !path.starts_with('/') || path.contains(char::is_whitespace) {
@@ -174,3 +202,6 @@ pub enum LogFormat {
     /// One JSON object per event.
     Json,
 }
+
+/// The words `--log-level` takes on their own.
+const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
