@@ -24,6 +24,7 @@
 //!   [`status_page`]: the daemon.
 //! - [`alert`]: `serve`'s alert conditions, their state file, and delivery to webhook, Slack
 //!   and Alertmanager receivers.
+//! - [`text`]: peer-quoted text escaped for printing, durations rounded for messages.
 //! - [`demo`]: a throw-away CA, a certbot layout and a local TLS server, for the demo and the
 //!   tests.
 //!
@@ -47,4 +48,5 @@ pub mod report;
 pub mod serve;
 pub mod state;
 pub mod status_page;
+pub mod text;
 pub mod verdict;

@@ -35,6 +35,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsConnector;
 
 use crate::cert::CertSummary;
+use crate::text::whole_millis;
 pub use starttls::Protocol;
 pub use verify::{ChainVerifier, Verification};
 
@@ -619,11 +620,6 @@ fn alert_name(alert: rustls::AlertDescription) -> String {
 }
 
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
-
-/// `duration` cut to whole milliseconds, for messages: "2s 1ms", not "2s 1ms 234us 567ns".
-fn whole_millis(duration: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-}
 
 #[cfg(test)]
 mod tests {

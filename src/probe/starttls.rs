@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::probe::ProbeError;
+use crate::text::escape_controls;
 
 /// How a site speaks before TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -212,7 +213,7 @@ impl<'a> Conversation<'a> {
         if code != 220 {
             return Err(self.refused(format!(
                 "answered STARTTLS with {}",
-                lines.last().map_or("", String::as_str)
+                clip(lines.last().map_or("", String::as_str))
             )));
         }
         Ok(())
@@ -632,12 +633,13 @@ fn xml_escape(text: &str) -> String {
         .replace('<', "&lt;")
 }
 
-/// A reply cut to 120 characters, for messages.
+/// A server's words as messages quote them: trimmed, cut to 120 characters, and with
+/// control characters escaped ([`escape_controls`]).
 fn clip(text: &str) -> String {
     let text = text.trim();
     match text.char_indices().nth(120) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", escape_controls(&text[..at])),
+        None => escape_controls(text),
     }
 }
 
