@@ -118,6 +118,9 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 pub const DEFAULT_HANDSHAKES: u32 = 3;
 /// The most handshakes per address a config may ask for.
 pub const MAX_HANDSHAKES: u32 = 20;
+/// The most a config file may weigh. A thousand sites take about 200 KiB; anything larger is
+/// not a config file (`/dev/zero`, a log pointed at by mistake).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 impl Config {
     /// Reads and validates the TOML file at `path`.
@@ -130,10 +133,10 @@ impl Config {
     /// A [`ConfigError`] naming the file, line and key.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+        let text = read_config_file(path).map_err(|message| ConfigError {
             origin: origin.clone(),
             line: None,
-            message: format!("cannot read the config file: {err}"),
+            message,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut config = Self::from_toml(&text, &origin, base)?;
@@ -717,6 +720,40 @@ fn parse_duration(
 }
 
 /// The 1-based line of byte offset `offset` in `text`.
+/// The config file's text, refusing what is not a regular file (a FIFO would block the
+/// read forever) and what is larger than [`MAX_CONFIG_BYTES`]; the error is the message.
+fn read_config_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+
+    let unreadable = |err: std::io::Error| format!("cannot read the config file: {err}");
+    let not_regular = |what: &str| {
+        format!("not a regular file (it is {what}); give the path of the TOML config file")
+    };
+    // Stat first, through symlinks: opening a FIFO blocks until a writer comes.
+    let metadata = std::fs::metadata(path).map_err(unreadable)?;
+    if let Some(what) = crate::disk::special_file_kind(metadata.file_type()) {
+        return Err(not_regular(what));
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let metadata = file.metadata().map_err(unreadable)?;
+    if let Some(what) = crate::disk::special_file_kind(metadata.file_type()) {
+        return Err(not_regular(what));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "the config file is larger than {MAX_CONFIG_BYTES} bytes (1 MiB); is this the \
+             right file? Split a fleet that large into several configs"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        "cannot read the config file: it is not UTF-8 text; save it as UTF-8".to_owned()
+    })
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()

@@ -151,6 +151,10 @@ fn disk_and_probe_errors_read_well() {
         },
         DiskError::PermissionDenied { path: path.clone() },
         DiskError::IsDirectory { path: path.clone() },
+        DiskError::NotRegularFile {
+            path: path.clone(),
+            what: "a FIFO",
+        },
         DiskError::Empty { path: path.clone() },
         DiskError::TooLarge {
             path: path.clone(),
