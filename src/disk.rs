@@ -196,7 +196,9 @@ pub fn load(path: &Path) -> Result<DiskCert, DiskError> {
         });
     }
 
-    let notes = leaf_notes(&certs);
+    let (certs, repeats) = drop_repeats(certs);
+    let mut notes = leaf_notes(&certs);
+    notes.extend(repeats);
     let mut certs = certs.into_iter().map(|(_, summary)| summary);
     let leaf = certs
         .next()
@@ -243,6 +245,30 @@ pub fn load_with_chain(path: &Path, chain: Option<&Path>) -> Result<DiskCert, Di
         Err(_) => {}
     }
     Ok(cert)
+}
+
+/// The certificates without the blocks that repeat an earlier one (`cat a.pem a.pem`), and a
+/// note for each repeat.
+///
+/// A repeat is not a chain member: counting it would report the leaf as an intermediate the
+/// server fails to send, when the file is what is wrong.
+fn drop_repeats(certs: Vec<(usize, CertSummary)>) -> (Vec<(usize, CertSummary)>, Vec<String>) {
+    let mut kept: Vec<(usize, CertSummary)> = Vec::with_capacity(certs.len());
+    let mut notes = Vec::new();
+    for (line, cert) in certs {
+        let first = kept
+            .iter()
+            .find(|(_, earlier)| earlier.fingerprint_sha256 == cert.fingerprint_sha256);
+        match first {
+            Some((first_line, _)) => notes.push(format!(
+                "line {line} repeats the certificate at line {first_line} ({}); the copy is not \
+                 counted as part of the chain, but servers send it as written: remove it",
+                cert.subject
+            )),
+            None => kept.push((line, cert)),
+        }
+    }
+    (kept, notes)
 }
 
 /// Notes when a later block looks more like the leaf than the first one does.
