@@ -449,10 +449,22 @@ fn validate_site(
     default_ca_file: Option<&Path>,
 ) -> Result<Site, SiteError> {
     let name = raw.name.get_ref().trim();
-    if name.is_empty() || name.chars().any(char::is_control) {
+    if name.is_empty() {
         return Err((
             Some(raw.name.span()),
             "`name` must be a non-empty name without control characters".to_owned(),
+        ));
+    }
+    // Line separators and bidi controls are refused like other controls: in a label, a log
+    // line or the status page they would break the line or reorder what reads after them.
+    if let Some(control) = name.chars().find(|&c| crate::text::is_escaped(c)) {
+        return Err((
+            Some(raw.name.span()),
+            format!(
+                "`name`: `{}` holds the control character U+{:04X}; use visible characters only",
+                crate::text::escape_controls(name),
+                u32::from(control)
+            ),
         ));
     }
     let host = raw.host.get_ref();

@@ -37,6 +37,17 @@ async fn config_and_command_line_errors_name_the_file_line_and_key() {
             "certdrift.toml:6: `name`: site `blog` is already defined at line 2",
         ),
         (
+            "bidi control in name",
+            site.replace("name = \"blog\"", "name = \"blog\u{202e}gpj\""),
+            "certdrift.toml:2: `name`: `blog\\u{202e}gpj` holds the control character U+202E; \
+             use visible characters only",
+        ),
+        (
+            "line separator in name",
+            site.replace("name = \"blog\"", "name = \"blog\u{2028}x\""),
+            "certdrift.toml:2: `name`: `blog\\u{2028}x` holds the control character U+2028",
+        ),
+        (
             "bad duration",
             format!("interval = \"soon\"\n{site}"),
             "certdrift.toml:1: `interval`: `soon` is not a duration",
