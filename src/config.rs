@@ -501,6 +501,19 @@ fn validate_site(
             .map_err(|msg| (Some(value.span()), format!("`addresses`: {msg}")))?,
         None => AddressFamily::All,
     };
+    if let (Some(value), Ok(ip), None) = (&raw.addresses, host.parse::<IpAddr>(), &raw.connect_to)
+        && !addresses.admits(&SocketAddr::new(ip, port))
+    {
+        let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        return Err((
+            Some(value.span()),
+            format!(
+                "`addresses` = \"{}\" leaves nothing to probe: `host` is the {family} address \
+                 {ip}; leave `addresses` out, or give a host name or an address it keeps",
+                addresses.as_str()
+            ),
+        ));
+    }
     let mut connect_to = Vec::new();
     if let Some(value) = &raw.connect_to {
         for text in value.get_ref() {
@@ -985,7 +998,7 @@ impl fmt::Display for Secret {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAlerts {
-    state_file: Option<PathBuf>,
+    state_file: Option<Spanned<PathBuf>>,
     reload_grace: Option<Spanned<String>>,
     failure_count: Option<Spanned<u32>>,
     served_expiring: Option<Spanned<String>>,
@@ -1062,6 +1075,18 @@ fn validate_alerts(raw: RawAlerts, base: &Path) -> Result<AlertSettings, SpanErr
             "`retry_max` must not be shorter than `retry_base`".to_owned(),
         ));
     }
+    if let Some(path) = raw
+        .state_file
+        .as_ref()
+        .filter(|path| path.get_ref().as_os_str().is_empty())
+    {
+        return Err((
+            path.span(),
+            "`state_file` is empty; give a file path such as \"/var/lib/certdrift/alerts.json\", \
+             or leave it out to keep alert state in memory"
+                .to_owned(),
+        ));
+    }
     let external_url = match &raw.external_url {
         Some(value) => {
             let text = value.get_ref();
@@ -1076,7 +1101,7 @@ fn validate_alerts(raw: RawAlerts, base: &Path) -> Result<AlertSettings, SpanErr
         None => None,
     };
     Ok(AlertSettings {
-        state_file: raw.state_file.map(|path| base.join(path)),
+        state_file: raw.state_file.map(|path| base.join(path.into_inner())),
         reload_grace: duration(
             &raw.reload_grace,
             "reload_grace",
@@ -1554,5 +1579,38 @@ key = { rsa = "rsa/privkey.pem" }
         );
         assert!(with("handshakes = 0").message.contains("between 1 and 20"));
         assert_eq!(with("handshakes = 0").line, Some(5));
+    }
+
+    #[test]
+    fn an_address_family_that_excludes_an_ip_host_is_refused() {
+        let site = |host: &str, line: &str| {
+            MINIMAL
+                .replace("blog.example.org\"", &format!("{host}\""))
+                .replace("cert =", &format!("{line}\ncert ="))
+        };
+        let err = parse(&site("127.0.0.1", "addresses = \"ipv6\"")).unwrap_err();
+        assert_eq!(
+            err.message,
+            "`addresses` = \"ipv6\" leaves nothing to probe: `host` is the IPv4 address \
+             127.0.0.1; leave `addresses` out, or give a host name or an address it keeps"
+        );
+        assert_eq!(err.line, Some(5));
+        let err = parse(&site("::1", "addresses = \"ipv4\"")).unwrap_err();
+        assert!(
+            err.message.contains("`host` is the IPv6 address ::1"),
+            "{err:?}"
+        );
+        assert!(parse(&site("127.0.0.1", "addresses = \"ipv4\"")).is_ok());
+    }
+
+    #[test]
+    fn an_empty_state_file_is_refused() {
+        let err = parse(&format!("[alerts]\nstate_file = \"\"\n{MINIMAL}")).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(
+            err.message
+                .starts_with("`state_file` is empty; give a file path"),
+            "{err:?}"
+        );
     }
 }
