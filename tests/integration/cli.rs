@@ -24,6 +24,24 @@ async fn demo_walks_through_the_four_states_with_nothing_configured() {
         run.stdout
     );
     assert!(run.stdout.contains("(check exits with status 1)"));
+    // The days the demo's text promises are the days its reports count.
+    let days: u32 = run
+        .stdout
+        .split_once("served, ")
+        .and_then(|(_, rest)| rest.split_once(" days before it expires"))
+        .and_then(|(days, _)| days.parse().ok())
+        .unwrap_or_else(|| panic!("no day count in step 1:\n{}", run.stdout));
+    assert!(
+        verdict_rows[0].contains(&format!("({days}d)")),
+        "{}",
+        verdict_rows[0]
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("(in {days} days); the file has")),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout.lines().any(|line| line
             .trim_start()
