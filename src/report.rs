@@ -37,10 +37,7 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
             .collect();
         table.push([
             row.site.clone(),
-            match row.key_type {
-                Some(key_type) => format!("{} {key_type}", row.address),
-                None => row.address.clone(),
-            },
+            address_cell(row),
             row.verdict.to_string(),
             if findings.is_empty() {
                 "-".to_owned()
@@ -88,7 +85,10 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
         let _ = writeln!(
             out,
             "{} {}: {}: {}",
-            row.site, row.address, row.verdict, row.reason
+            row.site,
+            address_cell(row),
+            row.verdict,
+            row.reason
         );
         if row.verdict != Verdict::InSync {
             let _ = writeln!(out, "  what to do: {}", row.advice);
@@ -111,6 +111,15 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
     out.push_str(&summary_line(sites, rows.len()));
     out.push('\n');
     out
+}
+
+/// The row's address, with the key type for a dual-certificate site (`192.0.2.10:443 rsa`):
+/// the table's ADDRESS cell, and how the details under it name the row.
+fn address_cell(row: &AddressReport) -> String {
+    match row.key_type {
+        Some(key_type) => format!("{} {key_type}", row.address),
+        None => row.address.clone(),
+    }
 }
 
 /// Renders the JSON document: `{"version", "checked_at", "results": [...]}`, one result per

@@ -579,6 +579,24 @@ async fn dual_certificates_are_probed_and_compared_per_key_type() {
         assert_eq!(row["verdict"], "in_sync", "{row}");
         assert_eq!(kinds(row), ["key_mismatch"], "{row}");
     }
+    // Under the table, each row's details say which key type they are about.
+    let config_path = dir.join("certdrift.toml");
+    let run = certdrift(&["check", "--config", config_path.to_str().unwrap()]).await;
+    let details: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("dual "))
+        .filter_map(|line| line.split_once(": in_sync: ").map(|(row, _)| row))
+        .collect();
+    assert_eq!(
+        details,
+        [
+            format!("dual {address} ecdsa"),
+            format!("dual {address} rsa")
+        ],
+        "{}",
+        run.stdout
+    );
     let right = format!(
         "key = {{ ecdsa = \"{}\", rsa = \"{}\" }}\n",
         site.lineage.live_path("privkey").display(),
@@ -588,7 +606,6 @@ async fn dual_certificates_are_probed_and_compared_per_key_type() {
     assert_eq!(run.status, 0, "{run:?}");
 
     // The table names each row's key type.
-    let config_path = dir.join("certdrift.toml");
     let run = certdrift(&["check", "--config", config_path.to_str().unwrap()]).await;
     assert!(
         run.stdout.contains(&format!("{address} ecdsa"))
