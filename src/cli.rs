@@ -95,7 +95,7 @@ pub struct AdHocSite {
     pub host: Option<String>,
 
     /// TCP port; defaults to the protocol's usual port (443 for tls, 25 for smtp, ...).
-    #[arg(long, requires = "host")]
+    #[arg(long, requires = "host", value_parser = parse_port)]
     pub port: Option<u16>,
 
     /// What the server speaks before TLS: tls (implicit, the default), smtp, imap, pop3,
@@ -167,6 +167,15 @@ pub fn parse_log_filter(filter: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::try_new(filter)
         .map(|_| filter.to_owned())
         .map_err(|err| format!("`{filter}` is not a log filter ({err}); {accepted}"))
+}
+
+/// A TCP port, 1-65535, with the message the config gives for one out of range.
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|&port| port != 0)
+        .ok_or_else(|| crate::config::not_a_port(text))
 }
 
 /// A metrics path that starts with `/` and is not one of `serve`'s other endpoints.

@@ -313,7 +313,7 @@ impl Config {
         check_host(site.host).map_err(|msg| error(format!("--host: {msg}")))?;
         let port = site.port.unwrap_or(site.protocol.default_port());
         if port == 0 {
-            return Err(error("--port: 0 is not a port; use 1-65535".to_owned()));
+            return Err(error(format!("--port: {}", not_a_port("0"))));
         }
         if let Some(sni) = site.sni {
             check_sni(sni).map_err(|msg| error(format!("--sni: {msg}")))?;
@@ -420,7 +420,7 @@ struct RawConfig {
 struct RawSite {
     name: Spanned<String>,
     host: Spanned<String>,
-    port: Option<Spanned<u16>>,
+    port: Option<Spanned<i64>>,
     sni: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
     addresses: Option<Spanned<String>>,
@@ -478,13 +478,15 @@ fn validate_site(
         None => Protocol::Tls,
     };
     let port = match raw.port {
-        Some(port) if *port.get_ref() == 0 => {
-            return Err((
-                Some(port.span()),
-                "`port`: 0 is not a port; use 1-65535".to_owned(),
-            ));
-        }
-        Some(port) => port.into_inner(),
+        Some(port) => u16::try_from(*port.get_ref())
+            .ok()
+            .filter(|&number| number != 0)
+            .ok_or_else(|| {
+                (
+                    Some(port.span()),
+                    format!("`port`: {}", not_a_port(&port.get_ref().to_string())),
+                )
+            })?,
         None => protocol.default_port(),
     };
     let sni = match raw.sni {
@@ -705,6 +707,11 @@ fn cert_files(raw: &RawSite, base: &Path) -> Result<Vec<CertFiles>, SiteError> {
     }
 }
 
+/// The message for a port number out of range, the same for the config and `--port`.
+pub fn not_a_port(text: &str) -> String {
+    format!("{text} is not a port; use 1-65535")
+}
+
 fn check_host(host: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("is empty; give a DNS name or an IP address".to_owned());
@@ -713,7 +720,10 @@ fn check_host(host: &str) -> Result<(), String> {
 }
 
 fn check_sni(sni: &str) -> Result<(), String> {
-    match crate::probe::server_name(sni)? {
+    // SNI carries DNS names only, so the resolver's "DNS name or IP address" would mislead.
+    let name =
+        crate::probe::server_name(sni).map_err(|_| format!("`{sni}` is not a valid DNS name"))?;
+    match name {
         ServerName::DnsName(_) => Ok(()),
         _ => Err(format!(
             "`{sni}` is an IP address; SNI carries DNS names only, leave `sni` out"

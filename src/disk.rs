@@ -39,7 +39,7 @@ pub struct DiskCert {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiskError {
     /// Nothing at the path.
-    #[error("{}: no such file; check the `cert` path in the config", .path.display())]
+    #[error("{}: no such file; check the certificate path (`cert` in the config, or --cert)", .path.display())]
     NotFound {
         /// The configured path.
         path: PathBuf,
@@ -59,14 +59,14 @@ pub enum DiskError {
         path: PathBuf,
     },
     /// The path is a directory.
-    #[error("{}: is a directory; `cert` must name a PEM file such as fullchain.pem", .path.display())]
+    #[error("{}: is a directory; the certificate path (`cert` in the config, or --cert) must name a PEM file such as fullchain.pem", .path.display())]
     IsDirectory {
         /// The configured path.
         path: PathBuf,
     },
     /// The path is a FIFO, a socket or a device, not a file: reading it could block forever
     /// (a FIFO without a writer) or never end (`/dev/zero`).
-    #[error("{}: not a regular file (it is {what}); `cert` must name a PEM file such as fullchain.pem", .path.display())]
+    #[error("{}: not a regular file (it is {what}); the certificate path (`cert` in the config, or --cert) must name a PEM file such as fullchain.pem", .path.display())]
     NotRegularFile {
         /// The configured path.
         path: PathBuf,

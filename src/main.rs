@@ -15,7 +15,10 @@ use certdrift::probe::Prober;
 use certdrift::{demo, report, serve};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return explain_parse_error(err),
+    };
     init_logging(&cli.log_level, cli.log_format);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -96,6 +99,27 @@ async fn run_demo() -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints clap's error (or help) and exits as clap would; a conflict with `--config` that
+/// only the environment set (`CERTDRIFT_CONFIG`) says so, since the command line shows none.
+fn explain_parse_error(err: clap::Error) -> ExitCode {
+    let from_env = std::env::var_os("CERTDRIFT_CONFIG").filter(|value| !value.is_empty());
+    let on_command_line = std::env::args_os().any(|arg| {
+        let arg = arg.to_string_lossy();
+        arg == "-c" || arg == "--config" || arg.starts_with("--config=")
+    });
+    let conflict = err.kind() == clap::error::ErrorKind::ArgumentConflict
+        && err.to_string().contains("--config");
+    let _ = err.print();
+    if let (true, Some(path), false) = (conflict, from_env, on_command_line) {
+        eprintln!(
+            "note: --config comes from the environment: CERTDRIFT_CONFIG={}; unset it \
+             (`env -u CERTDRIFT_CONFIG certdrift check ...`) to check one site with --host and --cert",
+            path.to_string_lossy()
+        );
+    }
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(Outcome::Trouble as u8))
 }
 
 /// Starts logging to stderr; `filter` was checked by [`certdrift::cli::parse_log_filter`].

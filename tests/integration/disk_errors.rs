@@ -269,9 +269,14 @@ async fn a_fifo_or_a_device_as_the_cert_file_is_refused_not_read() {
         assert_eq!(result["verdict"], "disk_error", "{result}");
         assert_eq!(result["error"]["kind"], "not_regular_file", "{result}");
         assert_eq!(
+            result["advice"],
+            "fix the certificate file or its path (`cert` in the config, or --cert)"
+        );
+        assert_eq!(
             result["error"]["message"],
             format!(
-                "{cert}: not a regular file (it is {what}); `cert` must name a PEM file such as fullchain.pem"
+                "{cert}: not a regular file (it is {what}); the certificate path (`cert` in the \
+                 config, or --cert) must name a PEM file such as fullchain.pem"
             ),
             "{result}"
         );

@@ -384,6 +384,35 @@ async fn a_slow_drip_is_stopped_by_the_preamble_timeout() {
 }
 
 #[tokio::test]
+async fn a_starttls_protocol_against_an_implicit_tls_port_hints_at_protocol_tls() {
+    // A TLS server waits for a ClientHello, as an SMTP client waits for a greeting.
+    let site = LocalSite::start("implicit.certdrift.test").await;
+    let settings = "timeout = \"10s\"\npreamble_timeout = \"1s\"\n";
+    let (run, took) = check_peer(site.address(), settings, "smtp").await;
+    let reason = run.first_result()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.starts_with("timed out during the dialogue before TLS after 1s")
+            && reason.ends_with(
+                "; the server sent nothing: the port may speak TLS at once \
+                 (try `protocol = \"tls\"`)"
+            ),
+        "{reason}"
+    );
+    assert_failed(&run, took, "timeout", &reason, Duration::from_secs(1));
+
+    // LDAP speaks first; a TLS server answers its request with a TLS alert record.
+    let (run, took) = check_peer(site.address(), settings, "ldap").await;
+    assert_failed(
+        &run,
+        took,
+        "preamble",
+        "the ldap dialogue before TLS failed: the server sent a TLS record, not plaintext; \
+         the port may speak TLS at once (try `protocol = \"tls\"`)",
+        Duration::from_secs(1),
+    );
+}
+
+#[tokio::test]
 async fn a_tarpit_beside_a_good_site_delays_nothing_beyond_the_deadline() {
     let address = tarpit().await;
     let good = LocalSite::start("good.certdrift.test").await;
