@@ -125,17 +125,31 @@ fn address_cell(row: &AddressReport) -> String {
 /// Renders the JSON document: `{"version", "checked_at", "results": [...]}`, one result per
 /// site and address.
 pub fn render_json(sites: &[SiteReport], now: OffsetDateTime) -> String {
+    render_document(sites, None, now)
+}
+
+/// Renders `serve`'s `/api/v1/status`: the document of [`render_json`] plus `pending`, the
+/// names of the sites not probed yet (empty once every site has a report), so a client can
+/// tell "no results yet" from "no sites".
+pub fn render_status_json(sites: &[SiteReport], pending: &[&str], now: OffsetDateTime) -> String {
+    render_document(sites, Some(pending), now)
+}
+
+fn render_document(sites: &[SiteReport], pending: Option<&[&str]>, now: OffsetDateTime) -> String {
     #[derive(Serialize)]
     struct Document<'a> {
         version: u32,
         #[serde(with = "time::serde::rfc3339")]
         checked_at: OffsetDateTime,
         results: Vec<&'a AddressReport>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pending: Option<&'a [&'a str]>,
     }
     let document = Document {
         version: JSON_VERSION,
         checked_at: now,
         results: sites.iter().flat_map(|site| &site.addresses).collect(),
+        pending,
     };
     // Every field is a plain string, number, bool, list or map: serialization cannot fail.
     let mut json = serde_json::to_string_pretty(&document).expect("reports serialize");
