@@ -19,6 +19,8 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
+use crate::text::escape_controls;
+
 /// The SHA-256 digest of some DER bytes, shown as lower-case hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(pub [u8; 32]);
@@ -123,7 +125,9 @@ impl CertSummary {
             .map_err(|err| CertError(format!("subjectAltName: {err}")))?;
         for name in san.iter().flat_map(|ext| ext.value.general_names.iter()) {
             match name {
-                GeneralName::DNSName(dns) => dns_names.push(normalize_dns_name(dns)),
+                GeneralName::DNSName(dns) => {
+                    dns_names.push(escape_controls(&normalize_dns_name(dns)));
+                }
                 GeneralName::IPAddress(bytes) => ip_addresses.extend(ip_from_san(bytes)),
                 _ => {}
             }
@@ -135,7 +139,7 @@ impl CertSummary {
             dns_names.extend(
                 common_names
                     .filter_map(|cn| cn.as_str().ok())
-                    .map(normalize_dns_name),
+                    .map(|cn| escape_controls(&normalize_dns_name(cn))),
             );
         }
 
@@ -168,8 +172,10 @@ impl CertSummary {
             serial: serial_hex(cert.raw_serial()),
             not_before: cert.validity().not_before.to_datetime(),
             not_after: cert.validity().not_after.to_datetime(),
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
+            // Names come from whoever made the certificate, a served one from the peer:
+            // escaped here, once, for every message, page and alert that shows them.
+            subject: escape_controls(&cert.subject().to_string()),
+            issuer: escape_controls(&cert.issuer().to_string()),
             dns_names,
             ip_addresses,
             public_key_sha256: Fingerprint::of(cert.public_key().raw),
@@ -288,6 +294,15 @@ fn serial_hex(raw: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::demo::ca::{LeafSpec, TestCa};
+
+    #[test]
+    fn control_characters_in_names_are_escaped() {
+        let ca = TestCa::new("Evil\u{1b}[2J CA\u{202e}");
+        let leaf = ca.issue(&LeafSpec::new(["a\u{7}.example.org"]));
+        let summary = CertSummary::from_der(leaf.der()).unwrap();
+        assert_eq!(summary.issuer, "CN=Evil\\x1b[2J CA\\u{202e}");
+        assert_eq!(summary.dns_names, ["a\\x07.example.org"]);
+    }
 
     #[test]
     fn summarizes_a_leaf() {

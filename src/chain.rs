@@ -66,7 +66,7 @@ pub fn served_chain_findings(chain: &[CertSummary], now: OffsetDateTime) -> Vec<
             FindingKind::ExpiredIntermediate,
             format!(
                 "{}; the served leaf itself is valid until {}",
-                expired.join("; "),
+                capped_list(expired.iter().map(String::as_str), "; "),
                 chain[0].not_after.date()
             ),
         ));
@@ -243,14 +243,64 @@ fn issuer_elsewhere(chain: &[CertSummary], index: usize) -> Option<usize> {
 }
 
 fn subjects(certs: &[&&CertSummary]) -> String {
-    let names: Vec<&str> = certs.iter().map(|cert| cert.subject.as_str()).collect();
-    names.join(" and ")
+    capped_list(certs.iter().map(|cert| cert.subject.as_str()), " and ")
 }
 
 fn subjects_or_nothing(certs: &[&CertSummary]) -> String {
     if certs.is_empty() {
         return "no intermediate".to_owned();
     }
-    let names: Vec<&str> = certs.iter().map(|cert| cert.subject.as_str()).collect();
-    names.join(", ")
+    capped_list(certs.iter().map(|cert| cert.subject.as_str()), ", ")
+}
+
+/// `items` joined by `separator`, at most [`MAX_LISTED`] of them, then ` and N more`: a
+/// detail stays readable whatever a server or file holds.
+pub fn capped_list<'a>(items: impl IntoIterator<Item = &'a str>, separator: &str) -> String {
+    let items: Vec<&str> = items.into_iter().collect();
+    if items.len() <= MAX_LISTED {
+        return items.join(separator);
+    }
+    format!(
+        "{} and {} more",
+        items[..MAX_LISTED].join(separator),
+        items.len() - MAX_LISTED
+    )
+}
+
+/// The most certificates a finding's detail names one by one.
+pub const MAX_LISTED: usize = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::ca::{LeafSpec, TestCa};
+
+    #[test]
+    fn long_lists_stop_after_five_names() {
+        assert_eq!(capped_list(["a", "b"], " and "), "a and b");
+        let seven = ["a", "b", "c", "d", "e", "f", "g"];
+        assert_eq!(capped_list(seven, ", "), "a, b, c, d, e and 2 more");
+    }
+
+    #[test]
+    fn a_served_chain_lacking_many_intermediates_names_five() {
+        let ca = TestCa::new("Capped CA");
+        let leaf = ca
+            .issue(&LeafSpec::new(["capped.certdrift.test"]))
+            .summary();
+        let file_chain: Vec<CertSummary> = (1..=7)
+            .map(|n| TestCa::new(&format!("Extra {n}")).intermediate_summary())
+            .collect();
+        let findings = compare_chains(&[leaf], &file_chain);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].kind, FindingKind::ChainIncomplete);
+        let names: Vec<&str> = file_chain[..5].iter().map(|c| c.subject.as_str()).collect();
+        assert_eq!(
+            findings[0].detail,
+            format!(
+                "the served chain lacks {} and 2 more, which the file has",
+                names.join(" and ")
+            )
+        );
+    }
 }

@@ -17,14 +17,16 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Log level (error, warn, info, debug, trace) or a tracing filter such as
-    /// `certdrift=debug`. Logs go to stderr. Also spelled `--log.level`.
+    /// Log level (error, warn, info, debug, trace, off) or a tracing filter such as
+    /// `certdrift=debug` or `info,certdrift::probe=trace`. Logs go to stderr, coloured only
+    /// on a terminal and without NO_COLOR. Also spelled `--log.level`.
     #[arg(
         long,
         global = true,
         env = "CERTDRIFT_LOG",
         default_value = "info",
-        alias = "log.level"
+        alias = "log.level",
+        value_parser = parse_log_filter
     )]
     pub log_level: String,
 
@@ -179,7 +181,7 @@ pub struct AdHocSite {
     pub host: Option<String>,
 
     /// TCP port; defaults to the protocol's usual port (443 for tls, 25 for smtp, ...).
-    #[arg(long, requires = "host")]
+    #[arg(long, requires = "host", value_parser = parse_port)]
     pub port: Option<u16>,
 
     /// What the server speaks before TLS: tls (implicit, the default), smtp, imap, pop3,
@@ -232,6 +234,41 @@ pub struct ServeArgs {
     pub discovery: DiscoveryArgs,
 }
 
+/// A log level, or a tracing filter whose every directive is a level or has `=` (or a span
+/// `[...]`).
+///
+/// tracing's filter syntax takes a bare word as a target to log at every level, so a
+/// mistyped level (`warning`, `bogus`) would be accepted and silently log nothing at all;
+/// such a word is refused here instead.
+pub fn parse_log_filter(filter: &str) -> Result<String, String> {
+    let accepted = "use a level (error, warn, info, debug, trace, off) or a filter of \
+                    `target=level` directives such as `certdrift=debug` or \
+                    `info,certdrift::probe=trace`";
+    if filter.trim().is_empty() {
+        return Err(format!("an empty value is not a log level; {accepted}"));
+    }
+    let bare_word = filter.split(',').map(str::trim).find(|directive| {
+        !directive.is_empty()
+            && !LOG_LEVELS.contains(&directive.to_ascii_lowercase().as_str())
+            && !directive.contains(['=', '['])
+    });
+    if let Some(word) = bare_word {
+        return Err(format!("`{word}` is not a log level; {accepted}"));
+    }
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| filter.to_owned())
+        .map_err(|err| format!("`{filter}` is not a log filter ({err}); {accepted}"))
+}
+
+/// A TCP port, 1-65535, with the message the config gives for one out of range.
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|&port| port != 0)
+        .ok_or_else(|| crate::config::not_a_port(text))
+}
+
 /// A metrics path that starts with `/` and is not one of `serve`'s other endpoints.
 fn parse_telemetry_path(path: &str) -> Result<String, String> {
     if !path.starts_with('/') || path.contains(char::is_whitespace) {
@@ -265,3 +302,6 @@ pub enum LogFormat {
     /// One JSON object per event.
     Json,
 }
+
+/// The words `--log-level` takes on their own.
+const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];

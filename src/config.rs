@@ -140,6 +140,9 @@ pub const DEFAULT_LETSENCRYPT_DIR: &str = "/etc/letsencrypt";
 /// The default period of `serve`'s fallback re-read of every watched file: short enough
 /// that a change the watcher misses still lands within seconds, cheap since it only stats.
 pub const DEFAULT_WATCH_FALLBACK: Duration = Duration::from_secs(5);
+/// The most a config file may weigh. A thousand sites take about 200 KiB; anything larger is
+/// not a config file (`/dev/zero`, a log pointed at by mistake).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 impl Config {
     /// Reads and validates the TOML file at `path`.
@@ -152,10 +155,10 @@ impl Config {
     /// A [`ConfigError`] naming the file, line and key.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+        let text = read_config_file(path).map_err(|message| ConfigError {
             origin: origin.clone(),
             line: None,
-            message: format!("cannot read the config file: {err}"),
+            message,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut config = Self::from_toml(&text, &origin, base)?;
@@ -348,7 +351,7 @@ impl Config {
         check_host(site.host).map_err(|msg| error(format!("--host: {msg}")))?;
         let port = site.port.unwrap_or(site.protocol.default_port());
         if port == 0 {
-            return Err(error("--port: 0 is not a port; use 1-65535".to_owned()));
+            return Err(error(format!("--port: {}", not_a_port("0"))));
         }
         if let Some(sni) = site.sni {
             check_sni(sni).map_err(|msg| error(format!("--sni: {msg}")))?;
@@ -462,7 +465,7 @@ struct RawConfig {
 struct RawSite {
     name: Spanned<String>,
     host: Spanned<String>,
-    port: Option<Spanned<u16>>,
+    port: Option<Spanned<i64>>,
     sni: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
     addresses: Option<Spanned<String>>,
@@ -493,10 +496,22 @@ fn validate_site(
     default_ca_file: Option<&Path>,
 ) -> Result<Site, SiteError> {
     let name = raw.name.get_ref().trim();
-    if name.is_empty() || name.chars().any(char::is_control) {
+    if name.is_empty() {
         return Err((
             Some(raw.name.span()),
             "`name` must be a non-empty name without control characters".to_owned(),
+        ));
+    }
+    // Line separators and bidi controls are refused like other controls: in a label, a log
+    // line or the status page they would break the line or reorder what reads after them.
+    if let Some(control) = name.chars().find(|&c| crate::text::is_escaped(c)) {
+        return Err((
+            Some(raw.name.span()),
+            format!(
+                "`name`: `{}` holds the control character U+{:04X}; use visible characters only",
+                crate::text::escape_controls(name),
+                u32::from(control)
+            ),
         ));
     }
     let host = raw.host.get_ref();
@@ -510,13 +525,15 @@ fn validate_site(
         None => Protocol::Tls,
     };
     let port = match raw.port {
-        Some(port) if *port.get_ref() == 0 => {
-            return Err((
-                Some(port.span()),
-                "`port`: 0 is not a port; use 1-65535".to_owned(),
-            ));
-        }
-        Some(port) => port.into_inner(),
+        Some(port) => u16::try_from(*port.get_ref())
+            .ok()
+            .filter(|&number| number != 0)
+            .ok_or_else(|| {
+                (
+                    Some(port.span()),
+                    format!("`port`: {}", not_a_port(&port.get_ref().to_string())),
+                )
+            })?,
         None => protocol.default_port(),
     };
     let sni = match raw.sni {
@@ -533,6 +550,19 @@ fn validate_site(
             .map_err(|msg| (Some(value.span()), format!("`addresses`: {msg}")))?,
         None => AddressFamily::All,
     };
+    if let (Some(value), Ok(ip), None) = (&raw.addresses, host.parse::<IpAddr>(), &raw.connect_to)
+        && !addresses.admits(&SocketAddr::new(ip, port))
+    {
+        let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        return Err((
+            Some(value.span()),
+            format!(
+                "`addresses` = \"{}\" leaves nothing to probe: `host` is the {family} address \
+                 {ip}; leave `addresses` out, or give a host name or an address it keeps",
+                addresses.as_str()
+            ),
+        ));
+    }
     let mut connect_to = Vec::new();
     if let Some(value) = &raw.connect_to {
         for text in value.get_ref() {
@@ -737,6 +767,11 @@ fn cert_files(raw: &RawSite, base: &Path) -> Result<Vec<CertFiles>, SiteError> {
     }
 }
 
+/// The message for a port number out of range, the same for the config and `--port`.
+pub fn not_a_port(text: &str) -> String {
+    format!("{text} is not a port; use 1-65535")
+}
+
 fn check_host(host: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("is empty; give a DNS name or an IP address".to_owned());
@@ -745,7 +780,10 @@ fn check_host(host: &str) -> Result<(), String> {
 }
 
 fn check_sni(sni: &str) -> Result<(), String> {
-    match crate::probe::server_name(sni)? {
+    // SNI carries DNS names only, so the resolver's "DNS name or IP address" would mislead.
+    let name =
+        crate::probe::server_name(sni).map_err(|_| format!("`{sni}` is not a valid DNS name"))?;
+    match name {
         ServerName::DnsName(_) => Ok(()),
         _ => Err(format!(
             "`{sni}` is an IP address; SNI carries DNS names only, leave `sni` out"
@@ -777,6 +815,40 @@ fn parse_duration(
 }
 
 /// The 1-based line of byte offset `offset` in `text`.
+/// The config file's text, refusing what is not a regular file (a FIFO would block the
+/// read forever) and what is larger than [`MAX_CONFIG_BYTES`]; the error is the message.
+fn read_config_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+
+    let unreadable = |err: std::io::Error| format!("cannot read the config file: {err}");
+    let not_regular = |what: &str| {
+        format!("not a regular file (it is {what}); give the path of the TOML config file")
+    };
+    // Stat first, through symlinks: opening a FIFO blocks until a writer comes.
+    let metadata = std::fs::metadata(path).map_err(unreadable)?;
+    if let Some(what) = crate::disk::special_file_kind(metadata.file_type()) {
+        return Err(not_regular(what));
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let metadata = file.metadata().map_err(unreadable)?;
+    if let Some(what) = crate::disk::special_file_kind(metadata.file_type()) {
+        return Err(not_regular(what));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "the config file is larger than {MAX_CONFIG_BYTES} bytes (1 MiB); is this the \
+             right file? Split a fleet that large into several configs"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        "cannot read the config file: it is not UTF-8 text; save it as UTF-8".to_owned()
+    })
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
@@ -996,7 +1068,7 @@ impl fmt::Display for Secret {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAlerts {
-    state_file: Option<PathBuf>,
+    state_file: Option<Spanned<PathBuf>>,
     reload_grace: Option<Spanned<String>>,
     failure_count: Option<Spanned<u32>>,
     served_expiring: Option<Spanned<String>>,
@@ -1073,6 +1145,18 @@ fn validate_alerts(raw: RawAlerts, base: &Path) -> Result<AlertSettings, SpanErr
             "`retry_max` must not be shorter than `retry_base`".to_owned(),
         ));
     }
+    if let Some(path) = raw
+        .state_file
+        .as_ref()
+        .filter(|path| path.get_ref().as_os_str().is_empty())
+    {
+        return Err((
+            path.span(),
+            "`state_file` is empty; give a file path such as \"/var/lib/certdrift/alerts.json\", \
+             or leave it out to keep alert state in memory"
+                .to_owned(),
+        ));
+    }
     let external_url = match &raw.external_url {
         Some(value) => {
             let text = value.get_ref();
@@ -1087,7 +1171,7 @@ fn validate_alerts(raw: RawAlerts, base: &Path) -> Result<AlertSettings, SpanErr
         None => None,
     };
     Ok(AlertSettings {
-        state_file: raw.state_file.map(|path| base.join(path)),
+        state_file: raw.state_file.map(|path| base.join(path.into_inner())),
         reload_grace: duration(
             &raw.reload_grace,
             "reload_grace",
@@ -1624,5 +1708,38 @@ key = { rsa = "rsa/privkey.pem" }
         );
         assert!(with("handshakes = 0").message.contains("between 1 and 20"));
         assert_eq!(with("handshakes = 0").line, Some(5));
+    }
+
+    #[test]
+    fn an_address_family_that_excludes_an_ip_host_is_refused() {
+        let site = |host: &str, line: &str| {
+            MINIMAL
+                .replace("blog.example.org\"", &format!("{host}\""))
+                .replace("cert =", &format!("{line}\ncert ="))
+        };
+        let err = parse(&site("127.0.0.1", "addresses = \"ipv6\"")).unwrap_err();
+        assert_eq!(
+            err.message,
+            "`addresses` = \"ipv6\" leaves nothing to probe: `host` is the IPv4 address \
+             127.0.0.1; leave `addresses` out, or give a host name or an address it keeps"
+        );
+        assert_eq!(err.line, Some(5));
+        let err = parse(&site("::1", "addresses = \"ipv4\"")).unwrap_err();
+        assert!(
+            err.message.contains("`host` is the IPv6 address ::1"),
+            "{err:?}"
+        );
+        assert!(parse(&site("127.0.0.1", "addresses = \"ipv4\"")).is_ok());
+    }
+
+    #[test]
+    fn an_empty_state_file_is_refused() {
+        let err = parse(&format!("[alerts]\nstate_file = \"\"\n{MINIMAL}")).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(
+            err.message
+                .starts_with("`state_file` is empty; give a file path"),
+            "{err:?}"
+        );
     }
 }

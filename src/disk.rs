@@ -39,7 +39,7 @@ pub struct DiskCert {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiskError {
     /// Nothing at the path.
-    #[error("{}: no such file; check the `cert` path in the config", .path.display())]
+    #[error("{}: no such file; check the certificate path (`cert` in the config, or --cert)", .path.display())]
     NotFound {
         /// The configured path.
         path: PathBuf,
@@ -59,10 +59,19 @@ pub enum DiskError {
         path: PathBuf,
     },
     /// The path is a directory.
-    #[error("{}: is a directory; `cert` must name a PEM file such as fullchain.pem", .path.display())]
+    #[error("{}: is a directory; the certificate path (`cert` in the config, or --cert) must name a PEM file such as fullchain.pem", .path.display())]
     IsDirectory {
         /// The configured path.
         path: PathBuf,
+    },
+    /// The path is a FIFO, a socket or a device, not a file: reading it could block forever
+    /// (a FIFO without a writer) or never end (`/dev/zero`).
+    #[error("{}: not a regular file (it is {what}); the certificate path (`cert` in the config, or --cert) must name a PEM file such as fullchain.pem", .path.display())]
+    NotRegularFile {
+        /// The configured path.
+        path: PathBuf,
+        /// What it is instead: `a FIFO`, `a socket`, `a character device`, ...
+        what: &'static str,
     },
     /// The file has no bytes.
     #[error("{}: the file is empty; the last write to it may have failed", .path.display())]
@@ -124,6 +133,7 @@ impl DiskError {
             | Self::DanglingSymlink { path, .. }
             | Self::PermissionDenied { path }
             | Self::IsDirectory { path }
+            | Self::NotRegularFile { path, .. }
             | Self::Empty { path }
             | Self::TooLarge { path, .. }
             | Self::NoCertificate { path, .. }
@@ -140,6 +150,7 @@ impl DiskError {
             Self::DanglingSymlink { .. } => "dangling_symlink",
             Self::PermissionDenied { .. } => "permission_denied",
             Self::IsDirectory { .. } => "is_directory",
+            Self::NotRegularFile { .. } => "not_regular_file",
             Self::Empty { .. } => "empty",
             Self::TooLarge { .. } => "too_large",
             Self::NoCertificate { .. } => "no_certificate",
@@ -154,8 +165,8 @@ impl DiskError {
 ///
 /// # Errors
 ///
-/// A [`DiskError`] for a file that is missing, unreadable, a directory, empty, too large,
-/// not PEM, or without a parsable certificate.
+/// A [`DiskError`] for a file that is missing, unreadable, a directory, a FIFO or device,
+/// empty, too large, not PEM, or without a parsable certificate.
 pub fn load(path: &Path) -> Result<DiskCert, DiskError> {
     let bytes = read_capped(path)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -185,7 +196,9 @@ pub fn load(path: &Path) -> Result<DiskCert, DiskError> {
         });
     }
 
-    let notes = leaf_notes(&certs);
+    let (certs, repeats) = drop_repeats(certs);
+    let mut notes = leaf_notes(&certs);
+    notes.extend(repeats);
     let mut certs = certs.into_iter().map(|(_, summary)| summary);
     let leaf = certs
         .next()
@@ -234,6 +247,30 @@ pub fn load_with_chain(path: &Path, chain: Option<&Path>) -> Result<DiskCert, Di
     Ok(cert)
 }
 
+/// The certificates without the blocks that repeat an earlier one (`cat a.pem a.pem`), and a
+/// note for each repeat.
+///
+/// A repeat is not a chain member: counting it would report the leaf as an intermediate the
+/// server fails to send, when the file is what is wrong.
+fn drop_repeats(certs: Vec<(usize, CertSummary)>) -> (Vec<(usize, CertSummary)>, Vec<String>) {
+    let mut kept: Vec<(usize, CertSummary)> = Vec::with_capacity(certs.len());
+    let mut notes = Vec::new();
+    for (line, cert) in certs {
+        let first = kept
+            .iter()
+            .find(|(_, earlier)| earlier.fingerprint_sha256 == cert.fingerprint_sha256);
+        match first {
+            Some((first_line, _)) => notes.push(format!(
+                "line {line} repeats the certificate at line {first_line} ({}); the copy is not \
+                 counted as part of the chain, but servers send it as written: remove it",
+                cert.subject
+            )),
+            None => kept.push((line, cert)),
+        }
+    }
+    (kept, notes)
+}
+
 /// Notes when a later block looks more like the leaf than the first one does.
 ///
 /// Servers present the first certificate of the file as theirs, so a file that lists the
@@ -264,9 +301,34 @@ fn leaf_notes(certs: &[(usize, CertSummary)]) -> Vec<String> {
     notes
 }
 
+/// What a path that is neither a regular file nor a directory is, in words (`a FIFO`); `None`
+/// for a regular file or a directory. `file_type` is of the path with symlinks followed.
+pub fn special_file_kind(file_type: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_file() || file_type.is_dir() {
+        None
+    } else if file_type.is_fifo() {
+        Some("a FIFO")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else if file_type.is_char_device() {
+        Some("a character device")
+    } else if file_type.is_block_device() {
+        Some("a block device")
+    } else {
+        Some("not a file")
+    }
+}
+
 fn read_capped(path: &Path) -> Result<Vec<u8>, DiskError> {
+    // Look before opening: opening a FIFO blocks until a writer comes, so the stat (through
+    // symlinks, as the open would go) must refuse it first. The open's own stat below
+    // checks again, for a path swapped in between.
+    let target = std::fs::metadata(path).map_err(|err| open_error(path, &err))?;
+    refuse_special(path, &target)?;
     let file = File::open(path).map_err(|err| open_error(path, &err))?;
     let metadata = file.metadata().map_err(|err| open_error(path, &err))?;
+    refuse_special(path, &metadata)?;
     if metadata.is_dir() {
         return Err(DiskError::IsDirectory {
             path: path.to_owned(),
@@ -294,6 +356,16 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, DiskError> {
         });
     }
     Ok(bytes)
+}
+
+fn refuse_special(path: &Path, metadata: &std::fs::Metadata) -> Result<(), DiskError> {
+    match special_file_kind(metadata.file_type()) {
+        Some(what) => Err(DiskError::NotRegularFile {
+            path: path.to_owned(),
+            what,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn open_error(path: &Path, err: &io::Error) -> DiskError {

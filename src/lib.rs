@@ -32,6 +32,7 @@
 //! - [`discover`]: a config read from this machine's nginx, apache2, haproxy, postfix and
 //!   dovecot configs and certbot's renewal confs, for `discover` and for `check`/`serve`
 //!   without `--config`.
+//! - [`text`]: peer-quoted text escaped for printing, durations rounded for messages.
 //! - [`demo`]: a throw-away CA, a certbot layout and a local TLS server, for the demo and the
 //!   tests.
 //!
@@ -58,5 +59,6 @@ pub mod serve;
 pub mod serving;
 pub mod state;
 pub mod status_page;
+pub mod text;
 pub mod verdict;
 pub mod watch;

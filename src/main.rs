@@ -1,7 +1,7 @@
 //! The `certdrift` binary: parse arguments, start logging, dispatch, map the result to an
 //! exit status. Everything else lives in the library.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -18,7 +18,10 @@ use certdrift::probe::Prober;
 use certdrift::{demo, report, serve};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return explain_parse_error(err),
+    };
     init_logging(&cli.log_level, cli.log_format);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -172,18 +175,51 @@ async fn run_demo() -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Prints clap's error (or help) and exits as clap would; a conflict with `--config` that
+/// only the environment set (`CERTDRIFT_CONFIG`) says so, since the command line shows none.
+fn explain_parse_error(err: clap::Error) -> ExitCode {
+    let from_env = std::env::var_os("CERTDRIFT_CONFIG").filter(|value| !value.is_empty());
+    let on_command_line = std::env::args_os().any(|arg| {
+        let arg = arg.to_string_lossy();
+        arg == "-c" || arg == "--config" || arg.starts_with("--config=")
+    });
+    let conflict = err.kind() == clap::error::ErrorKind::ArgumentConflict
+        && err.to_string().contains("--config");
+    let _ = err.print();
+    if let (true, Some(path), false) = (conflict, from_env, on_command_line) {
+        eprintln!(
+            "note: --config comes from the environment: CERTDRIFT_CONFIG={}; unset it \
+             (`env -u CERTDRIFT_CONFIG certdrift check ...`) to check one site with --host and --cert",
+            path.to_string_lossy()
+        );
+    }
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(Outcome::Trouble as u8))
+}
+
+/// Starts logging to stderr; `filter` was checked by [`certdrift::cli::parse_log_filter`].
 fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|err| {
         eprintln!("certdrift: ignoring --log-level `{filter}` ({err}); using info");
         tracing_subscriber::EnvFilter::new("info")
     });
+    let colour = wants_colour(
+        io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Whether log lines get ANSI colours: only when stderr is a terminal and `NO_COLOR` is unset
+/// or empty (<https://no-color.org>). A file, a pipe or journald gets plain text.
+fn wants_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// Whether the error is a closed stdout (`certdrift check | head`), which is not a failure.
@@ -193,4 +229,20 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<io::Error>()
             .is_some_and(|io_err| io_err.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(wants_colour(true, None));
+        assert!(wants_colour(true, Some(OsStr::new(""))));
+        assert!(!wants_colour(true, Some(OsStr::new("1"))));
+        assert!(!wants_colour(false, None));
+        assert!(!wants_colour(false, Some(OsStr::new(""))));
+    }
 }

@@ -37,10 +37,7 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
             .collect();
         table.push([
             row.site.clone(),
-            match row.key_type {
-                Some(key_type) => format!("{} {key_type}", row.address),
-                None => row.address.clone(),
-            },
+            address_cell(row),
             row.verdict.to_string(),
             if findings.is_empty() {
                 "-".to_owned()
@@ -88,7 +85,10 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
         let _ = writeln!(
             out,
             "{} {}: {}: {}",
-            row.site, row.address, row.verdict, row.reason
+            row.site,
+            address_cell(row),
+            row.verdict,
+            row.reason
         );
         if row.verdict != Verdict::InSync {
             let _ = writeln!(out, "  what to do: {}", row.advice);
@@ -116,20 +116,43 @@ pub fn render_table(sites: &[SiteReport], now: OffsetDateTime) -> String {
     out
 }
 
+/// The row's address, with the key type for a dual-certificate site (`192.0.2.10:443 rsa`):
+/// the table's ADDRESS cell, and how the details under it name the row.
+fn address_cell(row: &AddressReport) -> String {
+    match row.key_type {
+        Some(key_type) => format!("{} {key_type}", row.address),
+        None => row.address.clone(),
+    }
+}
+
 /// Renders the JSON document: `{"version", "checked_at", "results": [...]}`, one result per
 /// site and address.
 pub fn render_json(sites: &[SiteReport], now: OffsetDateTime) -> String {
+    render_document(sites, None, now)
+}
+
+/// Renders `serve`'s `/api/v1/status`: the document of [`render_json`] plus `pending`, the
+/// names of the sites not probed yet (empty once every site has a report), so a client can
+/// tell "no results yet" from "no sites".
+pub fn render_status_json(sites: &[SiteReport], pending: &[&str], now: OffsetDateTime) -> String {
+    render_document(sites, Some(pending), now)
+}
+
+fn render_document(sites: &[SiteReport], pending: Option<&[&str]>, now: OffsetDateTime) -> String {
     #[derive(Serialize)]
     struct Document<'a> {
         version: u32,
         #[serde(with = "time::serde::rfc3339")]
         checked_at: OffsetDateTime,
         results: Vec<&'a AddressReport>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pending: Option<&'a [&'a str]>,
     }
     let document = Document {
         version: JSON_VERSION,
         checked_at: now,
         results: sites.iter().flat_map(|site| &site.addresses).collect(),
+        pending,
     };
     // Every field is a plain string, number, bool, list or map: serialization cannot fail.
     let mut json = serde_json::to_string_pretty(&document).expect("reports serialize");

@@ -183,7 +183,15 @@ async fn status_page(State(state): State<AppState>) -> Response {
 
 async fn status_json(State(state): State<AppState>) -> Response {
     let reports = current_reports(&state.store);
-    let body = report::render_json(&reports, OffsetDateTime::now_utc());
+    let pending: Vec<String> = state.store.read(|sites| {
+        sites
+            .iter()
+            .filter(|site| site.report.is_none())
+            .map(|site| site.name.clone())
+            .collect()
+    });
+    let pending: Vec<&str> = pending.iter().map(String::as_str).collect();
+    let body = report::render_status_json(&reports, &pending, OffsetDateTime::now_utc());
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

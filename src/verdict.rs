@@ -104,7 +104,9 @@ impl Verdict {
             Self::ProbeFailed => {
                 "check that the server is up and reachable on this address and port"
             }
-            Self::DiskError => "fix the certificate file or the `cert` path in the config",
+            Self::DiskError => {
+                "fix the certificate file or its path (`cert` in the config, or --cert)"
+            }
         }
     }
 }
@@ -429,6 +431,7 @@ mod tests {
         let probe_error = ProbeError::Timeout {
             phase: Phase::Handshake,
             after: StdDuration::from_secs(10),
+            hint: None,
         };
 
         let failed = assess(Ok(&cert), Err(&probe_error), NOW);

@@ -26,6 +26,7 @@ use super::receivers::{self, Request};
 use super::state::{AlertBook, FiringAlert, Notification, StateFile};
 use crate::config::{AlertSettings, Receiver};
 use crate::state::SiteEntry;
+use crate::text::whole_millis;
 
 /// Everything `serve` needs for alerting, shared by the probe tasks, the delivery tasks and
 /// `/metrics`.
@@ -235,7 +236,7 @@ impl AlertEngine {
                         attempts,
                         fastrand::f64(),
                     );
-                    warn!(receiver = %receiver.name, alert = %notification.key.alert, site = %notification.key.site, attempt = attempts, retry_in = %humantime::format_duration(delay), %error, "notification not delivered; will retry");
+                    warn!(receiver = %receiver.name, alert = %notification.key.alert, site = %notification.key.site, attempt = attempts, retry_in = %humantime::format_duration(whole_millis(delay)), %error, "notification not delivered; will retry");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         _ = stop.changed() => return,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tracing::warn;
 
 use super::{AlertKey, Condition, Severity};
 use crate::config::Receiver;
@@ -174,18 +175,32 @@ impl AlertBook {
     }
 
     /// Resolves every alert of a site not in `sites` (a site removed from the config), and
-    /// drops queued notifications for receivers no longer configured. Returns whether
-    /// anything changed.
+    /// drops queued notifications for receivers no longer configured, with a warning per
+    /// receiver saying how many. Returns whether anything changed.
     pub fn retain_configured(
         &mut self,
         sites: &[&str],
         receivers: &[Receiver],
         now: OffsetDateTime,
     ) -> bool {
-        let before = self.outbox.len();
-        self.outbox
-            .retain(|n| receivers.iter().any(|r| r.name == n.receiver));
-        let mut changed = before != self.outbox.len();
+        let mut dropped: BTreeMap<String, usize> = BTreeMap::new();
+        self.outbox.retain(|n| {
+            let configured = receivers.iter().any(|r| r.name == n.receiver);
+            if !configured {
+                *dropped.entry(n.receiver.clone()).or_default() += 1;
+            }
+            configured
+        });
+        // Named by `name` only: the URL of a removed receiver is not known here, and would
+        // not be logged if it were.
+        for (receiver, count) in &dropped {
+            warn!(
+                receiver = %receiver,
+                dropped = count,
+                "dropped the queued notifications of a receiver no longer in the config"
+            );
+        }
+        let mut changed = !dropped.is_empty();
         let gone: Vec<String> = self
             .firing
             .iter()

@@ -741,3 +741,69 @@ fn alert_and_receiver_config_is_validated() {
         "{bad_url}"
     );
 }
+
+/// A log sink for tests: what a `fmt` subscriber writes, kept in memory.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn notifications_of_a_removed_receiver_are_dropped_with_a_warning() {
+    let before = [webhook("ops"), webhook("old")];
+    let mut book = AlertBook::new();
+    book.apply(
+        "blog",
+        &[
+            condition(AlertName::ReloadNeeded, "blog", true),
+            condition(AlertName::Expired, "blog", true),
+        ],
+        &before,
+        NOW,
+    );
+    assert_eq!(book.outbox.len(), 4);
+
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer({
+            let log = log.clone();
+            move || log.clone()
+        })
+        .finish();
+    let after = [webhook("ops")];
+    let changed = tracing::subscriber::with_default(subscriber, || {
+        book.retain_configured(&["blog"], &after, NOW)
+    });
+
+    assert!(changed);
+    assert!(book.outbox.iter().all(|n| n.receiver == "ops"));
+    assert_eq!(book.outbox.len(), 2);
+    let text = log.text();
+    assert!(
+        text.contains(
+            "WARN certdrift::alert::state: dropped the queued notifications of a receiver no \
+             longer in the config receiver=old dropped=2"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("127.0.0.1:9/hook"),
+        "the URL is in the log: {text}"
+    );
+}

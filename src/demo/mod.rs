@@ -52,13 +52,16 @@ pub async fn run(out: &mut dyn Write) -> anyhow::Result<bool> {
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    // Reports count whole days left, rounded down, so a certificate that expires exactly 10
+    // days from now has 9 days left a moment later. The hour keeps the counts the text says.
+    let margin = Duration::hours(1);
     let generation_1 = ca.issue(
         &LeafSpec::new([DEMO_NAME])
-            .valid_between(now - Duration::days(80), now + Duration::days(10)),
+            .valid_between(now - Duration::days(80), now + Duration::days(10) + margin),
     );
     let generation_2 = ca.issue(
         &LeafSpec::new([DEMO_NAME])
-            .valid_between(now - Duration::hours(1), now + Duration::days(90)),
+            .valid_between(now - Duration::hours(1), now + Duration::days(90) + margin),
     );
     lineage.write_generation(1, &generation_1)?;
     lineage.point_live_at(1)?;

@@ -35,6 +35,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsConnector;
 
 use crate::cert::CertSummary;
+use crate::text::whole_millis;
 pub use starttls::Protocol;
 pub use verify::{ChainVerifier, Verification};
 
@@ -69,12 +70,14 @@ pub enum ProbeError {
         detail: String,
     },
     /// A phase did not finish before the probe's deadline.
-    #[error("timed out during {phase} after {}", humantime::format_duration(whole_millis(*after)))]
+    #[error("timed out during {phase} after {}{}", humantime::format_duration(whole_millis(*after)), hint.map_or(String::new(), |hint| format!("; {hint}")))]
     Timeout {
         /// The phase that was running.
         phase: Phase,
         /// Time since the probe started.
         after: Duration,
+        /// What the timeout suggests, when something does ([`SILENT_PREAMBLE_HINT`]).
+        hint: Option<&'static str>,
     },
     /// Nothing listens on the port.
     #[error("connection refused")]
@@ -363,6 +366,7 @@ impl Prober {
             .map_err(|_| ProbeError::Timeout {
                 phase: Phase::Resolve,
                 after: started.elapsed(),
+                hint: None,
             })?
             .map_err(|err| ProbeError::Dns {
                 host: host.to_owned(),
@@ -403,6 +407,7 @@ impl Prober {
         let timed_out = |phase| ProbeError::Timeout {
             phase,
             after: started.elapsed(),
+            hint: None,
         };
 
         let mut tcp = timeout_at(
@@ -421,12 +426,19 @@ impl Prober {
                 other => other.to_str().into_owned(),
             };
             let local = tcp.local_addr().unwrap_or(target.address);
+            let mut received = 0;
             timeout_at(
                 phase_end(timeouts.preamble),
-                starttls::negotiate(&mut tcp, target.protocol, &domain, local),
+                starttls::negotiate(&mut tcp, target.protocol, &domain, local, &mut received),
             )
             .await
-            .map_err(|_| timed_out(Phase::Preamble))??;
+            .map_err(|_| ProbeError::Timeout {
+                phase: Phase::Preamble,
+                after: started.elapsed(),
+                // Both sides waiting for the other is what a STARTTLS client meets on an
+                // implicit-TLS port, where the server waits for a ClientHello.
+                hint: (received == 0).then_some(SILENT_PREAMBLE_HINT),
+            })??;
         }
 
         let connector = match target.key_type {
@@ -620,10 +632,11 @@ fn alert_name(alert: rustls::AlertDescription) -> String {
 
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
 
-/// `duration` cut to whole milliseconds, for messages: "2s 1ms", not "2s 1ms 234us 567ns".
-fn whole_millis(duration: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-}
+/// What a peer that sends TLS where a STARTTLS dialogue was due suggests.
+pub const IMPLICIT_TLS_HINT: &str = "the port may speak TLS at once (try `protocol = \"tls\"`)";
+/// What a peer that sends nothing at all during a STARTTLS dialogue suggests.
+pub const SILENT_PREAMBLE_HINT: &str =
+    "the server sent nothing: the port may speak TLS at once (try `protocol = \"tls\"`)";
 
 #[cfg(test)]
 mod tests {
@@ -634,6 +647,7 @@ mod tests {
         let err = ProbeError::Timeout {
             phase: Phase::Handshake,
             after: Duration::new(2, 718_819),
+            hint: None,
         };
         assert_eq!(
             err.to_string(),
@@ -642,6 +656,7 @@ mod tests {
         let err = ProbeError::Timeout {
             phase: Phase::Connect,
             after: Duration::new(1, 5_250_000),
+            hint: None,
         };
         assert_eq!(err.to_string(), "timed out during TCP connect after 1s 5ms");
     }

@@ -17,7 +17,8 @@ use std::str::FromStr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::probe::ProbeError;
+use crate::probe::{IMPLICIT_TLS_HINT, ProbeError};
+use crate::text::escape_controls;
 
 /// How a site speaks before TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -127,7 +128,8 @@ impl FromStr for Protocol {
 /// Runs `protocol`'s dialogue on `stream` until the server is ready for a TLS ClientHello.
 ///
 /// `domain` is the name the server is asked for where the protocol names one (XMPP's stream
-/// `to`); `local` is our address, for SMTP's EHLO.
+/// `to`); `local` is our address, for SMTP's EHLO. `received` counts the bytes the server
+/// sent, and stays readable when the caller's timeout drops the dialogue.
 ///
 /// # Errors
 ///
@@ -139,8 +141,9 @@ pub async fn negotiate(
     protocol: Protocol,
     domain: &str,
     local: SocketAddr,
+    received: &mut usize,
 ) -> Result<(), ProbeError> {
-    let mut conversation = Conversation::new(stream, protocol);
+    let mut conversation = Conversation::new(stream, protocol, received);
     match protocol {
         Protocol::Tls => Ok(()),
         Protocol::Smtp => conversation.smtp(local).await,
@@ -168,17 +171,17 @@ struct Conversation<'a> {
     stream: &'a mut TcpStream,
     protocol: Protocol,
     buffer: Vec<u8>,
-    received: usize,
+    received: &'a mut usize,
     lines: usize,
 }
 
 impl<'a> Conversation<'a> {
-    fn new(stream: &'a mut TcpStream, protocol: Protocol) -> Self {
+    fn new(stream: &'a mut TcpStream, protocol: Protocol, received: &'a mut usize) -> Self {
         Self {
             stream,
             protocol,
             buffer: Vec::with_capacity(512),
-            received: 0,
+            received,
             lines: 0,
         }
     }
@@ -212,7 +215,7 @@ impl<'a> Conversation<'a> {
         if code != 220 {
             return Err(self.refused(format!(
                 "answered STARTTLS with {}",
-                lines.last().map_or("", String::as_str)
+                clip(lines.last().map_or("", String::as_str))
             )));
         }
         Ok(())
@@ -485,8 +488,13 @@ impl<'a> Conversation<'a> {
         if read == 0 {
             return Err(ProbeError::Closed);
         }
-        self.received += read;
-        if self.received > MAX_PREAMBLE_BYTES {
+        // A TLS record header (handshake or alert, version 3.x) where plaintext was due: the
+        // server expects TLS from the first byte.
+        if *self.received == 0 && matches!(chunk[..read], [0x15 | 0x16, 0x03, ..]) {
+            return Err(self.broken(&format!("a TLS record, not plaintext; {IMPLICIT_TLS_HINT}")));
+        }
+        *self.received += read;
+        if *self.received > MAX_PREAMBLE_BYTES {
             return Err(self.broken(&format!("more than {MAX_PREAMBLE_BYTES} bytes before TLS")));
         }
         self.buffer.extend_from_slice(&chunk[..read]);
@@ -632,12 +640,13 @@ fn xml_escape(text: &str) -> String {
         .replace('<', "&lt;")
 }
 
-/// A reply cut to 120 characters, for messages.
+/// A server's words as messages quote them: trimmed, cut to 120 characters, and with
+/// control characters escaped ([`escape_controls`]).
 fn clip(text: &str) -> String {
     let text = text.trim();
     match text.char_indices().nth(120) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", escape_controls(&text[..at])),
+        None => escape_controls(text),
     }
 }
 

@@ -262,6 +262,143 @@ fn describe_verify_error(err: &Error, summaries: &[CertSummary], now: UnixTime) 
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
             "not issued for TLS server authentication".to_owned()
         }
-        other => format!("{other:?}"),
+        CertificateError::BadEncoding => "a certificate in the chain is not valid DER".to_owned(),
+        CertificateError::UnhandledCriticalExtension => {
+            "a certificate in the chain has a critical extension the verifier does not know"
+                .to_owned()
+        }
+        CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "a certificate in the chain is signed with an algorithm the verifier does not support"
+                .to_owned()
+        }
+        CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+            Some(webpki_err) => describe_webpki_error(webpki_err),
+            None => format!("rejected by the verifier: {}", other.0),
+        },
+        _ => format!("rejected by the verifier: {}", words_of(cert_err)),
+    }
+}
+
+/// The webpki errors rustls passes through without a variant of its own, in words.
+fn describe_webpki_error(err: &webpki::Error) -> String {
+    use webpki::Error::*;
+    let reason = match err {
+        CaUsedAsEndEntity => {
+            "a CA certificate is used as the server certificate (e.g. self-signed with CA:TRUE)"
+        }
+        EndEntityUsedAsCa => {
+            "a certificate that is not a CA (CA:FALSE or no basicConstraints) issued another \
+             one in the chain"
+        }
+        CertDistrusted => "a certificate in the chain is distrusted",
+        PathLenConstraintViolated => "the chain is longer than a CA's pathLenConstraint allows",
+        NameConstraintViolation => "a name is outside a CA's name constraints",
+        MaximumPathDepthExceeded => "the chain is too long to verify",
+        MaximumSignatureChecksExceeded | MaximumPathBuildCallsExceeded => {
+            "the chain takes too many steps to verify (many candidate intermediates)"
+        }
+        SignatureAlgorithmMismatch => {
+            "a certificate's signature algorithm differs from the one it is signed with"
+        }
+        UnsupportedCertVersion => "a certificate in the chain is not X.509 version 3",
+        UnsupportedCriticalExtension => {
+            "a certificate in the chain has a critical extension the verifier does not know"
+        }
+        MalformedExtensions | ExtensionValueInvalid => {
+            "a certificate in the chain has a malformed extension"
+        }
+        EmptyEkuExtension => "a certificate has an empty extendedKeyUsage extension",
+        MalformedDnsIdentifier | MalformedNameConstraint => {
+            "a certificate in the chain has a malformed name"
+        }
+        InvalidSerialNumber => "a certificate in the chain has an invalid serial number",
+        UnsupportedNameType => {
+            "a certificate in the chain has a name type the verifier does not support"
+        }
+        _ => return format!("rejected by the verifier: {}", words_of(err)),
+    };
+    reason.to_owned()
+}
+
+/// An error's variant name in lower-case words (`MaximumPathDepthExceeded` → `maximum path
+/// depth exceeded`), for errors the lists above do not know yet; without its fields.
+fn words_of(err: &impl fmt::Debug) -> String {
+    let debug = format!("{err:?}");
+    let name: String = debug
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let mut words = String::with_capacity(name.len() + 8);
+    for (index, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && index > 0 {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustls::OtherError;
+    use rustls::pki_types::pem::PemObject;
+
+    use super::*;
+    use crate::demo::ca::TestCa;
+
+    #[test]
+    fn a_ca_certificate_served_as_the_leaf_reads_as_such() {
+        let ca = TestCa::new("Leaf Test CA");
+        let root = CertificateDer::from_pem_slice(ca.root_pem().as_bytes()).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(root.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = ChainVerifier::from_roots(roots, provider);
+        let name = ServerName::try_from("leaf.certdrift.test").unwrap();
+        let summary = CertSummary::from_der(&root).unwrap();
+
+        let outcome = verifier.verify(&[root], &name, UnixTime::now(), &[summary]);
+        assert_eq!(
+            outcome.to_string(),
+            "untrusted: a CA certificate is used as the server certificate \
+             (e.g. self-signed with CA:TRUE)"
+        );
+    }
+
+    #[test]
+    fn verifier_errors_read_as_words_never_as_debug() {
+        let now = UnixTime::now();
+        let other = |err: webpki::Error| {
+            Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(err))))
+        };
+        let cases = [
+            (
+                other(webpki::Error::EndEntityUsedAsCa),
+                "a certificate that is not a CA (CA:FALSE or no basicConstraints) issued \
+                 another one in the chain",
+            ),
+            (
+                other(webpki::Error::PathLenConstraintViolated),
+                "the chain is longer than a CA's pathLenConstraint allows",
+            ),
+            (
+                other(webpki::Error::UnsupportedCrlVersion),
+                "rejected by the verifier: unsupported crl version",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::BadEncoding),
+                "a certificate in the chain is not valid DER",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::InvalidOcspResponse),
+                "rejected by the verifier: invalid ocsp response",
+            ),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(describe_verify_error(&err, &[], now), expected);
+        }
     }
 }

@@ -300,6 +300,19 @@ async fn receivers_down_then_up_get_each_notification_once_and_delay_nobody() {
         log_text.contains("notification not delivered; will retry"),
         "{log_text}"
     );
+    // Retry delays carry jitter; the log gives them in whole milliseconds, not nanoseconds.
+    let delays: Vec<&str> = log_text
+        .split("retry_in=")
+        .skip(1)
+        .filter_map(|rest| rest.split(" error=").next())
+        .collect();
+    assert!(!delays.is_empty(), "{log_text}");
+    for delay in &delays {
+        assert!(
+            humantime::parse_duration(delay).is_ok_and(|d| d.subsec_nanos() % 1_000_000 == 0),
+            "retry_in={delay} is not whole milliseconds"
+        );
+    }
     assert!(
         !log_text.contains("T0KEN-abc123"),
         "the URL token is in the log:\n{log_text}"

@@ -80,6 +80,41 @@ async fn a_leaf_served_without_its_intermediate_is_chain_incomplete() {
 }
 
 #[tokio::test]
+async fn a_file_repeating_its_leaf_is_a_disk_note_not_a_missing_intermediate() {
+    let site = LocalSite::start("dup.certdrift.test").await;
+    let first = &site.generations[0];
+    site.server
+        .reload(first.cert_pem(), first.key_pem())
+        .unwrap();
+    // `cat cert.pem cert.pem > dup.pem`, in a directory without a chain.pem.
+    let dir = tempfile::tempdir().unwrap();
+    let dup = dir.path().join("dup.pem");
+    std::fs::write(&dup, format!("{}{}", first.cert_pem(), first.cert_pem())).unwrap();
+    let second_line = first.cert_pem().lines().count() + 1;
+
+    let run = certdrift(&strs(&check_json_args(
+        site.address(),
+        "dup.certdrift.test",
+        &dup,
+        &site.ca_file,
+    )))
+    .await;
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "in_sync", "{result}");
+    assert_eq!(kinds(&result), Vec::<String>::new(), "{result}");
+    assert_eq!(result["disk"]["chain_length"], 0, "{result}");
+    assert_eq!(
+        result["disk"]["notes"],
+        serde_json::json!([format!(
+            "line {second_line} repeats the certificate at line 1 (CN=dup.certdrift.test); the \
+             copy is not counted as part of the chain, but servers send it as written: remove it"
+        )]),
+        "{result}"
+    );
+    assert_eq!(run.status, 0, "{run:?}");
+}
+
+#[tokio::test]
 async fn a_wrong_intermediate_with_the_right_leaf_is_chain_differs_and_chain_broken() {
     let site = LocalSite::start("wrong.certdrift.test").await;
     let other = TestCa::new("Other Issuing CA");
@@ -530,6 +565,24 @@ async fn dual_certificates_are_probed_and_compared_per_key_type() {
         assert_eq!(row["verdict"], "in_sync", "{row}");
         assert_eq!(kinds(row), ["key_mismatch"], "{row}");
     }
+    // Under the table, each row's details say which key type they are about.
+    let config_path = dir.join("certdrift.toml");
+    let run = certdrift(&["check", "--config", config_path.to_str().unwrap()]).await;
+    let details: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("dual "))
+        .filter_map(|line| line.split_once(": in_sync: ").map(|(row, _)| row))
+        .collect();
+    assert_eq!(
+        details,
+        [
+            format!("dual {address} ecdsa"),
+            format!("dual {address} rsa")
+        ],
+        "{}",
+        run.stdout
+    );
     let right = format!(
         "key = {{ ecdsa = \"{}\", rsa = \"{}\" }}\n",
         site.lineage.live_path("privkey").display(),
@@ -539,7 +592,6 @@ async fn dual_certificates_are_probed_and_compared_per_key_type() {
     assert_eq!(run.status, 0, "{run:?}");
 
     // The table names each row's key type.
-    let config_path = dir.join("certdrift.toml");
     let run = certdrift(&["check", "--config", config_path.to_str().unwrap()]).await;
     assert!(
         run.stdout.contains(&format!("{address} ecdsa"))

@@ -1,6 +1,8 @@
-//! The command line a new user meets first: the demo and the help text.
+//! The command line a new user meets first: the demo, the help text and the logging flags.
 
-use crate::util::certdrift;
+use std::time::Duration;
+
+use crate::util::{certdrift, free_port, spawn_serve};
 
 #[tokio::test]
 async fn demo_walks_through_the_four_states_with_nothing_configured() {
@@ -22,6 +24,24 @@ async fn demo_walks_through_the_four_states_with_nothing_configured() {
         run.stdout
     );
     assert!(run.stdout.contains("(check exits with status 1)"));
+    // The days the demo's text promises are the days its reports count.
+    let days: u32 = run
+        .stdout
+        .split_once("served, ")
+        .and_then(|(_, rest)| rest.split_once(" days before it expires"))
+        .and_then(|(days, _)| days.parse().ok())
+        .unwrap_or_else(|| panic!("no day count in step 1:\n{}", run.stdout));
+    assert!(
+        verdict_rows[0].contains(&format!("({days}d)")),
+        "{}",
+        verdict_rows[0]
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("(in {days} days); the file has")),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout.lines().any(|line| line
             .trim_start()
@@ -65,6 +85,81 @@ async fn check_help_states_the_exit_codes() {
             top.stdout
         );
     }
+}
+
+#[tokio::test]
+async fn a_mistyped_log_level_is_refused_with_what_is_accepted() {
+    for value in ["warning", "bogus", "info,verbose", ""] {
+        let run = certdrift(&["--log-level", value, "check"]).await;
+        assert_eq!(run.status, 2, "{value}: {run:?}");
+        assert!(
+            run.stderr
+                .contains(&format!("invalid value '{value}' for '--log-level")),
+            "{value}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("use a level (error, warn, info, debug, trace, off) or a filter"),
+            "{value}: {}",
+            run.stderr
+        );
+    }
+    let word = certdrift(&["--log-level", "info,verbose", "check"]).await;
+    assert!(
+        word.stderr.contains("`verbose` is not a log level"),
+        "{word:?}"
+    );
+
+    // Levels in any case and real filters pass on to the next error: a missing config.
+    for value in [
+        "WARN",
+        "off",
+        "certdrift=debug",
+        "info,certdrift::probe=trace",
+    ] {
+        let run = certdrift(&[
+            "--log-level",
+            value,
+            "check",
+            "--config",
+            "/nonexistent/certdrift.toml",
+        ])
+        .await;
+        assert_eq!(run.status, 2, "{value}: {run:?}");
+        assert!(
+            run.stderr
+                .starts_with("certdrift: /nonexistent/certdrift.toml: cannot read the config file"),
+            "{value}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn logs_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval = \"1h\"\n[[site]]\nname = \"a\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             cert = \"/nonexistent/a.pem\"\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let (mut serve, _base) = spawn_serve(&config, &log, "--listen", &[], &[]).await;
+    serve.signal("TERM");
+    assert_eq!(serve.wait_exit(Duration::from_secs(20)), Some(0));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO"), "no info line was logged:\n{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "colour codes in a log file:\n{text:?}"
+    );
 }
 
 #[tokio::test]

@@ -224,3 +224,95 @@ async fn one_broken_site_does_not_stop_the_others() {
     assert_eq!(results[1]["site"], "good");
     assert_eq!(results[1]["verdict"], "in_sync");
 }
+
+/// A temp dir with a FIFO called `name` in it, made by coreutils' mkfifo.
+fn temp_fifo(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+    (dir, path)
+}
+
+#[tokio::test]
+async fn a_fifo_or_a_device_as_the_cert_file_is_refused_not_read() {
+    let (dir, fifo) = temp_fifo("fullchain.pem");
+    let link = dir.path().join("live.pem");
+    symlink(&fifo, &link).unwrap();
+
+    let port = crate::util::free_port().to_string();
+    let cases = [
+        (fifo.clone(), "a FIFO"),
+        (link, "a FIFO"),
+        ("/dev/zero".into(), "a character device"),
+    ];
+    for (path, what) in cases {
+        let cert = path.display().to_string();
+        // Without the check, the FIFO blocks `check` until run_command's minute is up.
+        let run = certdrift(&[
+            "check",
+            "--format",
+            "json",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--cert",
+            &cert,
+        ])
+        .await;
+        assert_eq!(run.status, 2, "{run:?}");
+        let result = run.first_result();
+        assert_eq!(result["verdict"], "disk_error", "{result}");
+        assert_eq!(result["error"]["kind"], "not_regular_file", "{result}");
+        assert_eq!(
+            result["advice"],
+            "fix the certificate file or its path (`cert` in the config, or --cert)"
+        );
+        assert_eq!(
+            result["error"]["message"],
+            format!(
+                "{cert}: not a regular file (it is {what}); the certificate path (`cert` in the \
+                 config, or --cert) must name a PEM file such as fullchain.pem"
+            ),
+            "{result}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_fifo_a_device_or_a_huge_file_as_the_config_is_refused() {
+    let (dir, fifo) = temp_fifo("certdrift.toml");
+    let huge = dir.path().join("huge.toml");
+    let mut text = "# padding\n".repeat(110_000);
+    text.push_str("[[site]]\nname = \"a\"\nhost = \"a.example\"\ncert = \"/a.pem\"\n");
+    fs::write(&huge, text).unwrap();
+
+    let cases = [
+        (
+            fifo.display().to_string(),
+            "not a regular file (it is a FIFO); give the path of the TOML config file",
+        ),
+        (
+            "/dev/zero".to_owned(),
+            "not a regular file (it is a character device); give the path of the TOML config file",
+        ),
+        (
+            huge.display().to_string(),
+            "the config file is larger than 1048576 bytes (1 MiB)",
+        ),
+    ];
+    for (path, expected) in cases {
+        let run = certdrift(&["check", "--config", &path]).await;
+        assert_eq!(run.status, 2, "{run:?}");
+        assert!(
+            run.stderr
+                .starts_with(&format!("certdrift: {path}: {expected}")),
+            "{path}: {}",
+            run.stderr
+        );
+    }
+}

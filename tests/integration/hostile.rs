@@ -216,6 +216,49 @@ async fn smtp_peer(ehlo_reply: &'static str, starttls_reply: &'static str) -> So
 }
 
 #[tokio::test]
+async fn control_characters_a_server_sends_are_escaped_in_messages() {
+    let answer = "454 \x1b[31mno tls\u{202e}\u{9b}2J\r\n";
+    let address = smtp_peer("250-mx.certdrift.test\r\n250 STARTTLS\r\n", answer).await;
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
+    assert_failed(
+        &run,
+        took,
+        "starttls_refused",
+        "the server does not start TLS over smtp: it answered STARTTLS with \
+         454 \\x1b[31mno tls\\u{202e}\\u{9b}2J",
+        Duration::from_secs(5),
+    );
+
+    // The table a person reads carries no control character either.
+    let site = LocalSite::start("peer.certdrift.test").await;
+    let table = certdrift(&[
+        "check",
+        "--host",
+        &address.ip().to_string(),
+        "--port",
+        &address.port().to_string(),
+        "--sni",
+        "peer.certdrift.test",
+        "--protocol",
+        "smtp",
+        "--cert",
+        site.fullchain().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(table.status, 2, "{table:?}");
+    assert!(
+        table.stdout.contains("454 \\x1b[31mno tls\\u{202e}"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        !table.stdout.contains(['\x1b', '\u{202e}', '\u{9b}']),
+        "{:?}",
+        table.stdout
+    );
+}
+
+#[tokio::test]
 async fn an_smtp_server_refusing_starttls_says_what_it_answered() {
     let address = smtp_peer(
         "250-mx.certdrift.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n",
@@ -406,6 +449,35 @@ async fn a_slow_drip_is_stopped_by_the_preamble_timeout() {
     assert!(
         took >= Duration::from_secs(2),
         "it waited the preamble timeout: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_starttls_protocol_against_an_implicit_tls_port_hints_at_protocol_tls() {
+    // A TLS server waits for a ClientHello, as an SMTP client waits for a greeting.
+    let site = LocalSite::start("implicit.certdrift.test").await;
+    let settings = "timeout = \"10s\"\npreamble_timeout = \"1s\"\n";
+    let (run, took) = check_peer(site.address(), settings, "smtp").await;
+    let reason = run.first_result()["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.starts_with("timed out during the dialogue before TLS after 1s")
+            && reason.ends_with(
+                "; the server sent nothing: the port may speak TLS at once \
+                 (try `protocol = \"tls\"`)"
+            ),
+        "{reason}"
+    );
+    assert_failed(&run, took, "timeout", &reason, Duration::from_secs(1));
+
+    // LDAP speaks first; a TLS server answers its request with a TLS alert record.
+    let (run, took) = check_peer(site.address(), settings, "ldap").await;
+    assert_failed(
+        &run,
+        took,
+        "preamble",
+        "the ldap dialogue before TLS failed: the server sent a TLS record, not plaintext; \
+         the port may speak TLS at once (try `protocol = \"tls\"`)",
+        Duration::from_secs(1),
     );
 }
 

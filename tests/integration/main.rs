@@ -5,7 +5,7 @@
 //! - `servers`: real servers from Debian packages (nginx, apache2, haproxy, pebble,
 //!   certbot) run on loopback.
 //! - `daemons`: real mail, directory, database, FTP and XMPP servers run on loopback.
-//! - `cli`: the demo and the help text a new user meets first.
+//! - `cli`: the demo, the help text and the logging flags a new user meets first.
 //! - `verdicts`: every verdict against an in-process TLS server, through `certdrift check`.
 //! - `chains`: chain findings, name coverage, the key check and dual certificates.
 //! - `hostile`: tarpits, garbage, alerts, oversized chains and bad STARTTLS peers, each

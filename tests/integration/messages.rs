@@ -11,7 +11,7 @@ use certdrift::disk::DiskError;
 use certdrift::pem::PemError;
 use certdrift::probe::{Phase, ProbeError};
 
-use crate::util::certdrift;
+use crate::util::{certdrift, certdrift_bin, run_command};
 
 /// Runs `certdrift ARGS`, expects exit status 2 and a one-line message on stderr.
 async fn cli_error(args: &[&str]) -> String {
@@ -37,6 +37,17 @@ async fn config_and_command_line_errors_name_the_file_line_and_key() {
             "certdrift.toml:6: `name`: site `blog` is already defined at line 2",
         ),
         (
+            "bidi control in name",
+            site.replace("name = \"blog\"", "name = \"blog\u{202e}gpj\""),
+            "certdrift.toml:2: `name`: `blog\\u{202e}gpj` holds the control character U+202E; \
+             use visible characters only",
+        ),
+        (
+            "line separator in name",
+            site.replace("name = \"blog\"", "name = \"blog\u{2028}x\""),
+            "certdrift.toml:2: `name`: `blog\\u{2028}x` holds the control character U+2028",
+        ),
+        (
             "bad duration",
             format!("interval = \"soon\"\n{site}"),
             "certdrift.toml:1: `interval`: `soon` is not a duration",
@@ -55,6 +66,16 @@ async fn config_and_command_line_errors_name_the_file_line_and_key() {
             "port zero",
             site.replace("cert =", "port = 0\ncert ="),
             "certdrift.toml:4: `port`: 0 is not a port",
+        ),
+        (
+            "port too large",
+            site.replace("cert =", "port = 70000\ncert ="),
+            "certdrift.toml:4: `port`: 70000 is not a port; use 1-65535",
+        ),
+        (
+            "bad sni",
+            site.replace("cert =", "sni = \"bad_name!\"\ncert ="),
+            "certdrift.toml:4: `sni`: `bad_name!` is not a valid DNS name",
         ),
         (
             "bad host",
@@ -125,20 +146,69 @@ async fn config_and_command_line_errors_name_the_file_line_and_key() {
         "{nothing}"
     );
 
-    let bad_port = cli_error(&[
+    // One message for a port out of range, from the flag and from the config.
+    for port in ["0", "70000"] {
+        let bad_port = cli_error(&[
+            "check",
+            "--host",
+            "a.example",
+            "--port",
+            port,
+            "--cert",
+            "x.pem",
+        ])
+        .await;
+        println!("command line, port {port}:\n  {bad_port}");
+        assert!(
+            bad_port.starts_with(&format!(
+                "error: invalid value '{port}' for '--port <PORT>': {port} is not a port; use 1-65535"
+            )),
+            "{bad_port}"
+        );
+    }
+
+    let bad_sni = cli_error(&[
         "check",
         "--host",
-        "a.example",
-        "--port",
-        "0",
+        "127.0.0.1",
+        "--sni",
+        "bad_name!",
         "--cert",
         "x.pem",
     ])
     .await;
-    println!("command line, port 0:\n  {bad_port}");
+    println!("command line, bad SNI:\n  {bad_sni}");
+    assert_eq!(
+        bad_sni,
+        "certdrift: command line: --sni: `bad_name!` is not a valid DNS name"
+    );
+
+    // A --config that only the environment set is named as such.
+    let run = run_command(
+        "env",
+        &[
+            "CERTDRIFT_CONFIG=/etc/certdrift/certdrift.toml",
+            certdrift_bin(),
+            "check",
+            "--host",
+            "a.example",
+            "--cert",
+            "x.pem",
+        ],
+    )
+    .await;
+    println!(
+        "command line, --host with CERTDRIFT_CONFIG exported:\n  {}",
+        run.stderr.trim_end()
+    );
+    assert_eq!(run.status, 2, "{run:?}");
     assert!(
-        bad_port.contains("command line: --port: 0 is not a port"),
-        "{bad_port}"
+        run.stderr.contains(
+            "note: --config comes from the environment: \
+             CERTDRIFT_CONFIG=/etc/certdrift/certdrift.toml; unset it"
+        ),
+        "{}",
+        run.stderr
     );
 
     // clap's own errors also exit 2, with usage.
@@ -162,6 +232,10 @@ fn disk_and_probe_errors_read_well() {
         },
         DiskError::PermissionDenied { path: path.clone() },
         DiskError::IsDirectory { path: path.clone() },
+        DiskError::NotRegularFile {
+            path: path.clone(),
+            what: "a FIFO",
+        },
         DiskError::Empty { path: path.clone() },
         DiskError::TooLarge {
             path: path.clone(),
@@ -219,10 +293,17 @@ fn disk_and_probe_errors_read_well() {
         ProbeError::Timeout {
             phase: Phase::Connect,
             after: Duration::from_secs(10),
+            hint: None,
         },
         ProbeError::Timeout {
             phase: Phase::Handshake,
             after: Duration::from_millis(10_000),
+            hint: None,
+        },
+        ProbeError::Timeout {
+            phase: Phase::Preamble,
+            after: Duration::from_millis(5_000),
+            hint: Some(certdrift::probe::SILENT_PREAMBLE_HINT),
         },
         ProbeError::Refused,
         ProbeError::Connect("Network is unreachable (os error 101)".into()),

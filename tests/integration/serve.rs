@@ -461,3 +461,53 @@ async fn a_chain_finding_is_exported_while_present() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_status_api_lists_the_sites_not_probed_yet() {
+    // With a long interval the first pass is spread over it too: `first` is probed at once,
+    // `second` only half an hour later, so it stays pending for the whole test.
+    let site = LocalSite::start("first.certdrift.test").await;
+    let config = site.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "interval = \"1h\"\n{}[[site]]\nname = \"second\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             cert = \"/nonexistent/second.pem\"\n",
+            site.site_table("first"),
+            crate::util::free_port()
+        ),
+    )
+    .unwrap();
+    let (_serve, base) = start_serve(&config, &site.dir.path().join("serve.log")).await;
+
+    let url = format!("{base}/api/v1/status");
+    let document = wait_for("the first site's result", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let (_, body) = http_get(&url).await?;
+            let document: serde_json::Value =
+                serde_json::from_str(&body).map_err(|err| err.to_string())?;
+            if document["results"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+            {
+                Ok(document)
+            } else {
+                Err(body)
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        document["pending"],
+        serde_json::json!(["second"]),
+        "{document}"
+    );
+    let sites: Vec<&str> = document["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| result["site"].as_str().unwrap())
+        .collect();
+    assert_eq!(sites, ["first"], "{document}");
+}
