@@ -98,6 +98,31 @@ async fn config_and_command_line_errors_name_the_file_line_and_key() {
             "certdrift.toml: no [[site]] table",
         ),
         (
+            "unknown protocol",
+            format!("{site}protocol = \"gopher\"\n"),
+            "certdrift.toml:5: `protocol`: `gopher` is not a protocol; use one of tls, smtp",
+        ),
+        (
+            "unknown address family",
+            format!("{site}addresses = \"ipv5\"\n"),
+            "certdrift.toml:5: `addresses`: `ipv5` is not an address family",
+        ),
+        (
+            "connect_to not an address",
+            format!("{site}connect_to = [\"blog\"]\n"),
+            "certdrift.toml:5: `connect_to`: `blog` is not an IP address",
+        ),
+        (
+            "too many handshakes",
+            format!("{site}handshakes = 50\n"),
+            "certdrift.toml:5: `handshakes` must be between 1 and 20",
+        ),
+        (
+            "key_types with one cert",
+            format!("{site}key_types = [\"ecdsa\", \"rsa\"]\n"),
+            "certdrift.toml:4: `cert` must be a table by key type when `key_types` is set",
+        ),
+        (
             "toml syntax",
             "[[site]\nname = 1\n".into(),
             "certdrift.toml:1:",
@@ -314,6 +339,24 @@ fn disk_and_probe_errors_read_well() {
         ProbeError::BadCertificate {
             index: 1,
             detail: "not a valid X.509 certificate: Parsing Error".into(),
+        },
+        ProbeError::Timeout {
+            phase: Phase::Resolve,
+            after: Duration::from_secs(10),
+            hint: None,
+        },
+        ProbeError::StartTlsRefused {
+            protocol: "smtp",
+            detail: "answered STARTTLS with `454 4.7.0 TLS not available due to local problem`"
+                .into(),
+        },
+        ProbeError::Preamble {
+            protocol: "imap",
+            detail: "the server sent more than 100 lines".into(),
+        },
+        ProbeError::OversizedChain {
+            count: 12,
+            limit: certdrift::probe::MAX_CHAIN_CERTS,
         },
     ];
     for err in &probe {
