@@ -503,6 +503,10 @@ pub struct Discovery {
     pub warnings: Vec<Warning>,
     /// How each source went.
     pub sources: Vec<SourceReport>,
+    /// certbot's directory when `--letsencrypt-dir` gave one: written as the config's
+    /// `letsencrypt_dir`, so that copies (a haproxy combined PEM, a postfix copy) are matched
+    /// to lineages there and not in the default `/etc/letsencrypt`.
+    pub letsencrypt_dir: Option<PathBuf>,
 }
 
 impl Discovery {
@@ -541,6 +545,9 @@ pub fn discover(sources: &Sources) -> Discovery {
     }
 
     let mut discovery = Discovery::default();
+    if let (location, true) = sources.location(SourceKind::Certbot) {
+        discovery.letsencrypt_dir = Some(location);
+    }
     let mut endpoints = Vec::new();
     let mut per_source: Vec<(SourceKind, PathBuf, Pending)> = Vec::new();
 

@@ -29,6 +29,10 @@ pub fn render(discovery: &Discovery) -> String {
             let _ = writeln!(out, "#   {}", one_line(&warning.to_string()));
         }
     }
+    if let Some(dir) = &discovery.letsencrypt_dir {
+        out.push_str("\n# Where copies of certificates are matched to their certbot lineage.\n");
+        key(&mut out, "letsencrypt_dir", &path(dir));
+    }
     if discovery.sites.is_empty() {
         out.push_str("#\n# No TLS site was found.\n");
     }
@@ -269,11 +273,20 @@ mod tests {
                 location: PathBuf::from("/etc/apache2/apache2.conf"),
                 outcome: SourceOutcome::NotFound,
             }],
+            letsencrypt_dir: Some("/srv/le".into()),
         };
         let text = render(&discovery);
         let config = crate::config::Config::from_toml(&text, "discovered", Path::new("/"))
             .unwrap_or_else(|err| panic!("{err}\n{text}"));
         assert_eq!(config.sites.len(), 2, "{text}");
+        // `--letsencrypt-dir` reaches the sites, for matching copies to lineages there.
+        for site in &config.sites {
+            assert_eq!(
+                site.letsencrypt_dir,
+                Some(PathBuf::from("/srv/le")),
+                "{text}"
+            );
+        }
         let blog = &config.sites[0];
         assert_eq!(
             blog.certs[0].cert,
