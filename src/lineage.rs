@@ -331,7 +331,7 @@ fn live_findings(lineage: &Lineage) -> Vec<Finding> {
         findings.push(Finding::new(
             FindingKind::LiveNotNewest,
             format!(
-                "in {}, {}; {} holds generations up to {newest}",
+                "in {}, {}; {} holds complete generations up to {newest}",
                 live.display(),
                 behind.join(", "),
                 lineage.archive_dir().display()
@@ -514,9 +514,10 @@ mod tests {
         let inspection = inspect_live();
         assert_eq!(kinds(&inspection), [FindingKind::LiveNotNewest]);
         assert!(
-            inspection.findings[0]
-                .detail
-                .ends_with(&format!("{} holds generations up to 5", archive.display())),
+            inspection.findings[0].detail.ends_with(&format!(
+                "{} holds complete generations up to 5",
+                archive.display()
+            )),
             "{}",
             inspection.findings[0].detail
         );
