@@ -25,7 +25,7 @@ use crate::config::{CertFiles, Site};
 use crate::disk::{self, DiskCert, DiskError};
 use crate::finding::{self, Finding, FindingKind};
 use crate::key::{self, KeyCheck};
-use crate::lineage::{self, LineageMatch};
+use crate::lineage::{self, Inspection, LineageMatch};
 use crate::probe::{KeyType, ProbeError, Prober, Served, Target, Timeouts, Verification};
 use crate::verdict::{self, Verdict};
 use crate::{serving, watch};
@@ -57,6 +57,8 @@ pub struct DiskState {
     pub lineage: Option<LineageMatch>,
     /// What is wrong with that lineage or the copy ([`lineage::inspect`]).
     pub lineage_findings: Vec<Finding>,
+    /// Notes on the lineage search, shown with the file's notes ([`lineage::Inspection`]).
+    pub lineage_notes: Vec<String>,
     /// When the file's content last changed, from the modification times of the file and
     /// of every symlink on the way to it ([`watch::changed_at`]).
     pub changed_at: Option<OffsetDateTime>,
@@ -367,14 +369,14 @@ fn read_disk(site: &Site, files: &CertFiles) -> DiskState {
         (Some(key_path), Ok(cert)) => Some(key::check_key(key_path, &cert.leaf)),
         _ => None,
     };
-    let (lineage, lineage_findings) = match &result {
+    let inspection = match &result {
         Ok(cert) => lineage::inspect(
             &files.cert,
             &cert.leaf,
             site.lineage.as_deref(),
             site.letsencrypt_dir.as_deref(),
         ),
-        Err(_) => (None, Vec::new()),
+        Err(_) => Inspection::default(),
     };
     DiskState {
         key_type: files.key_type,
@@ -385,8 +387,9 @@ fn read_disk(site: &Site, files: &CertFiles) -> DiskState {
             .and_then(|_| watch::changed_at(&files.cert)),
         result,
         key_check,
-        lineage,
-        lineage_findings,
+        lineage: inspection.found,
+        lineage_findings: inspection.findings,
+        lineage_notes: inspection.notes,
     }
 }
 
@@ -570,7 +573,12 @@ fn address_report(
                 .chain_file
                 .as_ref()
                 .map(|path| path.display().to_string()),
-            notes: cert.notes.clone(),
+            notes: cert
+                .notes
+                .iter()
+                .chain(&disk.lineage_notes)
+                .cloned()
+                .collect(),
             lineage: disk.lineage.clone(),
             changed_at: disk.changed_at,
         }),

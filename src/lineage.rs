@@ -36,6 +36,17 @@ pub struct LineageMatch {
     pub relation: Relation,
 }
 
+/// What [`inspect`] found about a site's file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inspection {
+    /// The lineage the file belongs to or was copied from, when one was found.
+    pub found: Option<LineageMatch>,
+    /// What is wrong with that lineage or the copy.
+    pub findings: Vec<Finding>,
+    /// Notes for the row's disk side: a search cut short by [`MAX_LINEAGES`].
+    pub notes: Vec<String>,
+}
+
 /// How a site's file relates to its lineage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,9 +88,15 @@ impl Lineage {
         })
     }
 
-    /// Generation numbers of `archive/NAME/certN.pem`, ascending.
-    fn generations(&self) -> Vec<u32> {
-        let mut numbers: Vec<u32> = fs::read_dir(self.archive_dir())
+    /// The number of the newest complete generation in `archive/NAME/`.
+    ///
+    /// A generation is complete when it has all four files ([`is_complete`]); a stray
+    /// `cert4.pem` (an empty file, a dangling link, a half-copied renewal) is not one. This
+    /// is the generation certbot's `update_symlinks` points `live/` at, so `live_not_newest`
+    /// advises it only when it would change something.
+    fn newest_generation(&self) -> Option<u32> {
+        let archive = self.archive_dir();
+        let mut numbers: Vec<u32> = fs::read_dir(&archive)
             .into_iter()
             .flatten()
             .flatten()
@@ -87,21 +104,40 @@ impl Lineage {
             .collect();
         numbers.sort_unstable();
         numbers
+            .into_iter()
+            .rev()
+            .find(|&number| is_complete(&archive, number))
     }
+}
+
+/// Whether generation `number` in `archive` is complete: each of the four kinds is a
+/// non-empty regular file (after following symlinks), and `certN.pem` holds a certificate
+/// [`disk::load`] can read.
+fn is_complete(archive: &Path, number: u32) -> bool {
+    let file = |kind: &str| archive.join(format!("{kind}{number}.pem"));
+    KINDS.iter().all(|kind| {
+        fs::metadata(file(kind)).is_ok_and(|metadata| metadata.is_file() && metadata.len() > 0)
+    }) && disk::load(&file("cert")).is_ok()
 }
 
 /// The lineage of the file at `path` whose leaf is `leaf`, and the findings about it.
 ///
 /// `explicit` is the site's `lineage` (a `live/NAME` directory); `letsencrypt_dir` is where
-/// to look for a lineage the file was copied from when neither it nor the path says.
+/// to look for a lineage the file was copied from when neither it nor the path says. When
+/// a search of a root reads only the first [`MAX_LINEAGES`] lineages by name, a note says
+/// so, since what it did not read may be the answer.
 pub fn inspect(
     path: &Path,
     leaf: &CertSummary,
     explicit: Option<&Path>,
     letsencrypt_dir: Option<&Path>,
-) -> (Option<LineageMatch>, Vec<Finding>) {
-    let Some((lineage, relation)) = find(path, leaf, explicit, letsencrypt_dir) else {
-        return (None, Vec::new());
+) -> Inspection {
+    let mut notes = Vec::new();
+    let Some((lineage, relation)) = find(path, leaf, explicit, letsencrypt_dir, &mut notes) else {
+        return Inspection {
+            notes,
+            ..Inspection::default()
+        };
     };
     let mut findings = live_findings(&lineage);
     let current = lineage.current_leaf();
@@ -125,12 +161,16 @@ pub fn inspect(
         ));
     }
     let used = current.as_ref().unwrap_or(leaf);
-    findings.extend(newer_lineages(&lineage, used));
+    findings.extend(newer_lineages(&lineage, used, &mut notes));
     let found = LineageMatch {
         live: lineage.live_dir(),
         relation,
     };
-    (Some(found), findings)
+    Inspection {
+        found: Some(found),
+        findings,
+        notes,
+    }
 }
 
 fn find(
@@ -138,6 +178,7 @@ fn find(
     leaf: &CertSummary,
     explicit: Option<&Path>,
     letsencrypt_dir: Option<&Path>,
+    notes: &mut Vec<String>,
 ) -> Option<(Lineage, Relation)> {
     let own = own_lineage(path);
     if let Some(live) = explicit {
@@ -152,7 +193,7 @@ fn find(
         return Some((own, Relation::Live));
     }
     let root = letsencrypt_dir?;
-    matching_lineage(root, leaf).map(|lineage| (lineage, Relation::Copy))
+    matching_lineage(root, leaf, notes).map(|lineage| (lineage, Relation::Copy))
 }
 
 /// The lineage whose `live/NAME/` holds `path`, or whose `archive/NAME/` it resolves into.
@@ -171,8 +212,11 @@ fn own_lineage(path: &Path) -> Option<Lineage> {
 
 /// A lineage under `root` whose generations include `leaf`, else the newest one whose
 /// current certificate has exactly `leaf`'s names.
-fn matching_lineage(root: &Path, leaf: &CertSummary) -> Option<Lineage> {
-    let lineages = lineages_under(root);
+///
+/// Without a fingerprint match, a search cut short by [`MAX_LINEAGES`] adds a note: the
+/// copy's lineage, or a newer one for its names, may be among those not read.
+fn matching_lineage(root: &Path, leaf: &CertSummary, notes: &mut Vec<String>) -> Option<Lineage> {
+    let Lineages { lineages, total } = lineages_under(root);
     let by_fingerprint = lineages.iter().find(|lineage| {
         fs::read_dir(lineage.archive_dir())
             .into_iter()
@@ -185,6 +229,14 @@ fn matching_lineage(root: &Path, leaf: &CertSummary) -> Option<Lineage> {
     if let Some(lineage) = by_fingerprint {
         return Some(lineage.clone());
     }
+    if total > lineages.len() {
+        notes.push(format!(
+            "only {} of {total} lineages in {} were searched for this copy's lineage; \
+             set `lineage` on the site",
+            lineages.len(),
+            root.display()
+        ));
+    }
     lineages
         .into_iter()
         .filter_map(|lineage| {
@@ -195,29 +247,41 @@ fn matching_lineage(root: &Path, leaf: &CertSummary) -> Option<Lineage> {
         .map(|(lineage, _)| lineage)
 }
 
-/// Every `ROOT/live/NAME` directory, by name, at most [`MAX_LINEAGES`].
-fn lineages_under(root: &Path) -> Vec<Lineage> {
-    let mut lineages: Vec<Lineage> = fs::read_dir(root.join("live"))
+/// The lineages under a root that a search reads.
+struct Lineages {
+    /// The first [`MAX_LINEAGES`] by name.
+    lineages: Vec<Lineage>,
+    /// How many there are.
+    total: usize,
+}
+
+/// The `ROOT/live/NAME` directories, sorted by name so that a capped search reads the same
+/// ones at every pass, at most [`MAX_LINEAGES`].
+fn lineages_under(root: &Path) -> Lineages {
+    let mut names: Vec<String> = fs::read_dir(root.join("live"))
         .into_iter()
         .flatten()
         .flatten()
         .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
-        .filter_map(|entry| {
-            Some(Lineage {
-                root: root.to_owned(),
-                name: entry.file_name().to_str()?.to_owned(),
-            })
-        })
-        .take(MAX_LINEAGES)
+        .filter_map(|entry| entry.file_name().into_string().ok())
         .collect();
-    lineages.sort_by(|a, b| a.name.cmp(&b.name));
-    lineages
+    names.sort_unstable();
+    let total = names.len();
+    names.truncate(MAX_LINEAGES);
+    let lineages = names
+        .into_iter()
+        .map(|name| Lineage {
+            root: root.to_owned(),
+            name,
+        })
+        .collect();
+    Lineages { lineages, total }
 }
 
 /// `live_not_symlink` and `live_not_newest` for `lineage`'s `live/` entries.
 fn live_findings(lineage: &Lineage) -> Vec<Finding> {
     let live = lineage.live_dir();
-    let newest = lineage.generations().last().copied();
+    let newest = lineage.newest_generation();
     let mut plain = Vec::new();
     let mut behind = Vec::new();
     for kind in KINDS {
@@ -267,7 +331,7 @@ fn live_findings(lineage: &Lineage) -> Vec<Finding> {
         findings.push(Finding::new(
             FindingKind::LiveNotNewest,
             format!(
-                "in {}, {}; {} holds generations up to {newest}",
+                "in {}, {}; {} holds complete generations up to {newest}",
                 live.display(),
                 behind.join(", "),
                 lineage.archive_dir().display()
@@ -279,9 +343,22 @@ fn live_findings(lineage: &Lineage) -> Vec<Finding> {
 
 /// `stale_lineage` when another lineage under the same root has a newer certificate for
 /// all of `current`'s names (the same, or more: certbot makes `NAME-0001` when a name is
-/// added) than `current`, the one `lineage` holds now.
-fn newer_lineages(lineage: &Lineage, current: &CertSummary) -> Vec<Finding> {
-    lineages_under(&lineage.root)
+/// added) than `current`, the one `lineage` holds now. A search cut short by
+/// [`MAX_LINEAGES`] adds a note.
+fn newer_lineages(
+    lineage: &Lineage,
+    current: &CertSummary,
+    notes: &mut Vec<String>,
+) -> Vec<Finding> {
+    let Lineages { lineages, total } = lineages_under(&lineage.root);
+    if total > lineages.len() {
+        notes.push(format!(
+            "only {} of {total} lineages in {} were searched for a newer lineage of the same names",
+            lineages.len(),
+            lineage.root.display()
+        ));
+    }
+    lineages
         .into_iter()
         .filter(|other| other.name != lineage.name)
         .filter_map(|other| {
@@ -346,7 +423,40 @@ fn date(cert: &CertSummary) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::symlink;
+
     use super::*;
+    use crate::demo::ca::{IssuedCert, LeafSpec, TestCa};
+    use crate::demo::layout::CertbotLineage;
+
+    /// A lineage `name` under `root` with generations `1..=generations`, `live/` at the last.
+    fn lineage_with(
+        root: &Path,
+        name: &str,
+        ca: &TestCa,
+        generations: u32,
+    ) -> (CertbotLineage, Vec<IssuedCert>) {
+        let lineage = CertbotLineage::new(root, name);
+        let issued: Vec<IssuedCert> = (1..=generations)
+            .map(|n| {
+                let cert = ca.issue(&LeafSpec::new([name]).serial(&[n as u8]));
+                lineage
+                    .write_generation(n, &cert)
+                    .expect("writing a generation");
+                cert
+            })
+            .collect();
+        lineage.point_live_at(generations).expect("pointing live/");
+        (lineage, issued)
+    }
+
+    fn kinds(inspection: &Inspection) -> Vec<FindingKind> {
+        inspection
+            .findings
+            .iter()
+            .map(|finding| finding.kind)
+            .collect()
+    }
 
     #[test]
     fn generation_numbers_come_from_certbot_file_names() {
@@ -367,5 +477,94 @@ mod tests {
             own_lineage(Path::new("/etc/haproxy/certs/example.pem")),
             None
         );
+    }
+
+    #[test]
+    fn only_complete_generations_count_for_live_not_newest() {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let ca = TestCa::new("lineage test CA");
+        let (lineage, issued) = lineage_with(root.path(), "stray.test", &ca, 3);
+        let cert = lineage.live_path("cert");
+        let leaf = issued[2].summary();
+        let inspect_live = || inspect(&cert, &leaf, None, None);
+        assert_eq!(kinds(&inspect_live()), []);
+
+        // An empty cert4.pem is no generation certbot would point live/ at.
+        let archive = lineage.archive_dir();
+        fs::write(archive.join("cert4.pem"), "").expect("writing an empty file");
+        assert_eq!(kinds(&inspect_live()), []);
+
+        // Nor is a generation whose four files are a self-loop, a dangling link, a
+        // directory and a FIFO.
+        symlink("cert9.pem", archive.join("cert9.pem")).expect("a looping link");
+        symlink("missing9.pem", archive.join("fullchain9.pem")).expect("a dangling link");
+        fs::create_dir(archive.join("chain9.pem")).expect("a directory");
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(archive.join("privkey9.pem"))
+            .status()
+            .expect("mkfifo runs");
+        assert!(fifo.success());
+        assert_eq!(kinds(&inspect_live()), []);
+
+        // A complete generation 5 does count, and the detail names it.
+        let fifth = ca.issue(&LeafSpec::new(["stray.test"]).serial(&[5]));
+        lineage
+            .write_generation(5, &fifth)
+            .expect("writing generation 5");
+        let inspection = inspect_live();
+        assert_eq!(kinds(&inspection), [FindingKind::LiveNotNewest]);
+        assert!(
+            inspection.findings[0].detail.ends_with(&format!(
+                "{} holds complete generations up to 5",
+                archive.display()
+            )),
+            "{}",
+            inspection.findings[0].detail
+        );
+    }
+
+    #[test]
+    fn a_capped_copy_search_says_how_much_it_read() {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let ca = TestCa::new("lineage test CA");
+        // `a-shop.test` sorts first, so a search that reads lineages in name order finds it.
+        let (_, issued) = lineage_with(root.path(), "a-shop.test", &ca, 1);
+        for n in 0..MAX_LINEAGES + 1 {
+            fs::create_dir_all(root.path().join("live").join(format!("z{n:04}.test")))
+                .expect("creating a lineage directory");
+        }
+        let copy = root.path().join("copy.pem");
+        fs::write(&copy, issued[0].fullchain_pem()).expect("writing the copy");
+        let inspection = inspect(&copy, &issued[0].summary(), None, Some(root.path()));
+        let found = inspection
+            .found
+            .expect("the copy's lineage is among the first");
+        assert_eq!(found.live, root.path().join("live/a-shop.test"));
+        assert_eq!(found.relation, Relation::Copy);
+
+        let other = ca.issue(&LeafSpec::new(["elsewhere.test"]));
+        let inspection = inspect(&copy, &other.summary(), None, Some(root.path()));
+        assert_eq!(inspection.found, None);
+        assert_eq!(
+            inspection.notes,
+            [format!(
+                "only {MAX_LINEAGES} of {} lineages in {} were searched for this copy's lineage; \
+                 set `lineage` on the site",
+                MAX_LINEAGES + 2,
+                root.path().display()
+            )]
+        );
+    }
+
+    #[test]
+    fn an_uncapped_copy_search_adds_no_note() {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let ca = TestCa::new("lineage test CA");
+        lineage_with(root.path(), "shop.test", &ca, 1);
+        let copy = root.path().join("copy.pem");
+        let other = ca.issue(&LeafSpec::new(["elsewhere.test"]));
+        fs::write(&copy, other.fullchain_pem()).expect("writing the copy");
+        let inspection = inspect(&copy, &other.summary(), None, Some(root.path()));
+        assert_eq!(inspection, Inspection::default());
     }
 }

@@ -192,6 +192,7 @@ mod tests {
                 key_check: None,
                 lineage: None,
                 lineage_findings: Vec::new(),
+                lineage_notes: Vec::new(),
                 changed_at: Some(changed_at),
             }],
             addresses: Vec::new(),

@@ -78,6 +78,7 @@ fn disk(cert: Result<CertSummary, DiskError>) -> DiskState {
         key_check: None,
         lineage: None,
         lineage_findings: Vec::new(),
+        lineage_notes: Vec::new(),
         changed_at: None,
     }
 }

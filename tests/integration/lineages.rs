@@ -1,5 +1,6 @@
 //! ACME lineages through `certdrift check --format json`: a stale copy, a newer `NAME-0001`,
-//! `live/` pointing back at an old generation, `live/` turned into plain files.
+//! `live/` pointing back at an old generation, `live/` turned into plain files, a search cut
+//! at 500 lineages.
 
 use std::path::Path;
 
@@ -203,7 +204,7 @@ async fn live_pointing_back_at_an_old_generation_is_live_not_newest() {
              chain.pem -> ../../archive/back.certdrift.test/chain1.pem (generation 1), \
              fullchain.pem -> ../../archive/back.certdrift.test/fullchain1.pem (generation 1), \
              privkey.pem -> ../../archive/back.certdrift.test/privkey1.pem (generation 1); \
-             {} holds generations up to 3",
+             {} holds complete generations up to 3",
             live.display(),
             site.lineage.archive_dir().display()
         )
@@ -238,5 +239,33 @@ async fn live_entries_turned_into_plain_files_are_live_not_symlink() {
             .iter()
             .all(|(kind, _)| kind == "live_not_symlink"),
         "{result}"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_search_cut_at_500_lineages_says_so_on_the_row() {
+    let site = LocalSite::start("many.certdrift.test").await;
+    let copy = site.dir.path().join("copy.pem");
+    std::fs::write(&copy, site.generations[0].fullchain_pem()).unwrap();
+    let root = site.dir.path().join("letsencrypt");
+    // 500 lineages that sort before the copy's own push it out of the search.
+    for n in 0..500 {
+        std::fs::create_dir_all(root.join("live").join(format!("a{n:03}.certdrift.test"))).unwrap();
+    }
+    let config = format!(
+        "letsencrypt_dir = \"{}\"\n\n{}",
+        root.display(),
+        site_reading(&site, "many", &copy, "")
+    );
+    let result = check_config(site.dir.path(), &config).await.first_result();
+    assert_eq!(result["verdict"], "in_sync");
+    assert_eq!(result["disk"]["lineage"], serde_json::Value::Null);
+    assert_eq!(
+        result["disk"]["notes"],
+        serde_json::json!([format!(
+            "only 500 of 501 lineages in {} were searched for this copy's lineage; \
+             set `lineage` on the site",
+            root.display()
+        )])
     );
 }

@@ -17,7 +17,8 @@
 //! - `watch`: `serve` sees a certbot symlink swap, an atomic rename and a Kubernetes
 //!   `..data` swap at once, with an hour-long interval.
 //! - `nginx`: a certbot-style layout served by real nginx; renew, reload, roll back; the
-//!   who-is-serving hints (nginx and its pid; reloaded but reading another file).
+//!   who-is-serving hints (nginx and its pid; reloaded but reading another file; haproxy -W
+//!   named by its master across reloads).
 //! - `acme`: a real certbot renewal against pebble, served by nginx.
 //! - `discovery`: `certdrift discover` against real nginx, apache2, haproxy, postfix and
 //!   dovecot configs and a real certbot's renewal confs, the discovered config checked

@@ -1,12 +1,13 @@
 //! Real nginx serving a certbot-style lineage: it keeps what it loaded until reloaded, and
-//! the who-is-serving hints name it.
+//! the who-is-serving hints name it; and haproxy -W, whose hint names the master, not the
+//! worker that holds the socket.
 
 use certdrift::demo::ca::{LeafSpec, TestCa};
 use certdrift::demo::layout::CertbotLineage;
 
 use crate::serve::{scrape_until, start_serve};
-use crate::servers::{Nginx, check_until};
-use crate::util::{certdrift, check_json_args, strs};
+use crate::servers::{Haproxy, Nginx, check_until};
+use crate::util::{certdrift, check_json_args, free_port, strs};
 
 const NAME: &str = "nginx.certdrift.test";
 
@@ -139,6 +140,18 @@ impl Renewal {
     }
 }
 
+/// The hint of a `check` with `args` that must exit 1 with `reload_needed`.
+async fn reload_needed_hint(args: &[String]) -> String {
+    let run = certdrift(&strs(args)).await;
+    assert_eq!(run.status, 1, "{run:?}");
+    let result = run.first_result();
+    assert_eq!(result["verdict"], "reload_needed");
+    result["hint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no hint in {result}"))
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_renewal_without_reload_names_nginx_and_its_pid() {
     let renewal = Renewal::new(NAME);
@@ -158,13 +171,7 @@ async fn a_renewal_without_reload_names_nginx_and_its_pid() {
     assert_eq!(run.first_result()["hint"], serde_json::Value::Null);
 
     renewal.renew();
-    let run = certdrift(&strs(&args)).await;
-    assert_eq!(run.status, 1, "{run:?}");
-    let result = run.first_result();
-    assert_eq!(result["verdict"], "reload_needed");
-    let hint = result["hint"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no hint in {result}"));
+    let hint = reload_needed_hint(&args).await;
     assert!(
         hint.starts_with(&format!(
             "nginx (pid {}) started before the disk changed: reload it",
@@ -238,4 +245,55 @@ async fn nginx_reloaded_but_reading_a_copy_gets_the_other_file_hint() {
         )),
         "{hint}"
     );
+}
+
+#[tokio::test]
+async fn a_haproxy_master_worker_is_named_by_its_master_across_reloads() {
+    const HAPROXY_NAME: &str = "haproxy.certdrift.test";
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("haproxy hint test CA");
+    let ca_file = dir.path().join("root.pem");
+    std::fs::write(&ca_file, ca.root_pem()).unwrap();
+    // haproxy's combined PEM, as a deploy hook writes it.
+    let combined = dir.path().join("site.pem");
+    let deploy = |serial: u8| {
+        let issued = ca.issue(&LeafSpec::new([HAPROXY_NAME]).serial(&[serial]));
+        let text = format!("{}{}", issued.fullchain_pem(), issued.key_pem());
+        std::fs::write(&combined, text).unwrap();
+    };
+    deploy(1);
+    let port = free_port();
+    let cfg = format!(
+        "defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+
+frontend site
+    bind 127.0.0.1:{port} ssl crt {}
+    default_backend nowhere
+
+backend nowhere
+",
+        combined.display()
+    );
+    let haproxy = Haproxy::start(dir, &cfg, &[port]).await;
+    let address = format!("127.0.0.1:{port}").parse().unwrap();
+    let args = check_json_args(address, HAPROXY_NAME, &combined, &ca_file);
+    check_until(&args, "in_sync").await;
+    let master_named = format!(
+        "haproxy (pid {}) started before the disk changed: reload it",
+        haproxy.pid()
+    );
+
+    // Two deploys without a reload, one before and one after a reload (which replaces the
+    // worker): both hints name the master the test started.
+    for serial in [2, 3] {
+        deploy(serial);
+        let hint = reload_needed_hint(&args).await;
+        assert!(hint.starts_with(&master_named), "{hint}");
+        haproxy.reload();
+        check_until(&args, "in_sync").await;
+    }
 }

@@ -264,6 +264,17 @@ impl Haproxy {
     pub fn conf(&self) -> &Path {
         &self.conf
     }
+
+    /// The master's pid: the process the test started, which `-W` keeps across reloads.
+    pub fn pid(&self) -> u32 {
+        self._child.pid()
+    }
+
+    /// Reloads haproxy the master-worker way: SIGUSR2 to the master, which starts new
+    /// workers with the config and certificates read again.
+    pub fn reload(&self) {
+        self._child.signal("USR2");
+    }
 }
 
 /// Runs `check` (JSON) with `args` until its verdict on the first result is `verdict` three
