@@ -25,7 +25,7 @@ mod postfix;
 mod render;
 mod tool;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,7 @@ use rustls::pki_types::ServerName;
 use crate::config::{Config, ConfigError};
 use crate::disk::DiskError;
 use crate::probe::{KeyType, Protocol};
+use crate::text::escape_controls;
 
 pub use certs::CertPeek;
 pub use render::render;
@@ -224,7 +225,7 @@ impl fmt::Display for Origin {
 }
 
 /// Something discovery could not read or use, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Warning {
     /// The file and line.
     pub origin: Origin,
@@ -241,7 +242,10 @@ impl Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.origin, self.message)
+        // A message may quote a tool's output or a file name: one line, and no control
+        // byte reaches the terminal.
+        let text = format!("{}: {}", self.origin, self.message).replace('\n', " ");
+        f.write_str(&escape_controls(&text))
     }
 }
 
@@ -355,6 +359,27 @@ pub struct Parsed {
     pub how: String,
     /// How many config files were read.
     pub files_read: usize,
+}
+
+impl Parsed {
+    /// Keeps one copy of each endpoint (a file read twice through an include glob gives its
+    /// blocks twice, at the same file and line) and of each warning, in order.
+    pub fn dedupe(&mut self) {
+        let mut kept: Vec<Endpoint> = Vec::with_capacity(self.endpoints.len());
+        for endpoint in self.endpoints.drain(..) {
+            if !kept.contains(&endpoint) {
+                kept.push(endpoint);
+            }
+        }
+        self.endpoints = kept;
+        dedupe_warnings(&mut self.warnings);
+    }
+}
+
+/// Keeps the first of identical warnings (same file, line and message), in order.
+pub fn dedupe_warnings(warnings: &mut Vec<Warning>) {
+    let mut seen = HashSet::new();
+    warnings.retain(|warning| seen.insert(warning.clone()));
 }
 
 /// A certbot lineage: `renewal/NAME.conf` and the `live/` files it names.
@@ -572,12 +597,15 @@ pub fn discover(sources: &Sources) -> Discovery {
                 parsed
             }
         };
+        let mut parsed = parsed;
+        parsed.dedupe();
         discovery.warnings.extend(parsed.warnings);
         endpoints.extend(parsed.endpoints);
         per_source.push((kind, location, Pending::Read(parsed.how)));
     }
 
     discovery.sites = build_sites(endpoints, &mut discovery.lineages, &mut discovery.warnings);
+    dedupe_warnings(&mut discovery.warnings);
     for (kind, location, how) in per_source {
         let outcome = match how {
             Pending::Skipped => SourceOutcome::Skipped,
@@ -1173,5 +1201,17 @@ mod tests {
             ..Sources::default()
         };
         assert!(only.reads(SourceKind::Nginx) && !only.reads(SourceKind::Dovecot));
+    }
+
+    #[test]
+    fn warnings_escape_control_bytes_from_tool_messages() {
+        let warning = Warning::new(
+            Origin::at(Path::new("/etc/nginx/nginx.conf"), 2),
+            "nginx -T failed: bad \u{13}\u{7f}\u{9b}31m".to_owned(),
+        );
+        assert_eq!(
+            warning.to_string(),
+            "/etc/nginx/nginx.conf:2: nginx -T failed: bad \\x13\\x7f\\u{9b}31m"
+        );
     }
 }

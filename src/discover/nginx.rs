@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::discover::files::{self, ConfigFiles, FsFiles, MemFiles};
+use crate::discover::files::{self, ConfigFiles, FsFiles, IncludeStack, MemFiles};
 use crate::discover::tool::{self, ToolError};
 use crate::discover::{
     CertRef, CertSpec, Endpoint, KeyRef, Listen, ListenHost, Origin, Parsed, SourceKind, Warning,
@@ -98,8 +98,9 @@ pub fn parse(files: &dyn ConfigFiles, conf: &Path) -> Parsed {
         conf_dir: &conf_dir,
         warnings: Vec::new(),
         read: Vec::new(),
+        stack: IncludeStack::new(),
     };
-    let directives = match files.read(&conf) {
+    let directives = match reader.stack.enter(files, &conf) {
         Ok(text) => reader.parse_file(&conf, &text, 0),
         Err(err) => {
             return Parsed {
@@ -123,6 +124,7 @@ pub fn parse(files: &dyn ConfigFiles, conf: &Path) -> Parsed {
             _ => {}
         }
     }
+    parsed.dedupe();
     parsed
 }
 
@@ -141,6 +143,7 @@ struct Reader<'a> {
     conf_dir: &'a Path,
     warnings: Vec<Warning>,
     read: Vec<PathBuf>,
+    stack: IncludeStack,
 }
 
 /// Includes nested deeper than this are a loop (nginx would recurse until it runs out of
@@ -155,6 +158,7 @@ impl Reader<'_> {
             Err((line, message)) => {
                 self.warnings
                     .push(Warning::new(Origin::at(path, line), message));
+                self.stack.leave();
                 return Vec::new();
             }
         };
@@ -167,7 +171,9 @@ impl Reader<'_> {
                 partial
             }
         };
-        self.expand_includes(directives, depth)
+        let expanded = self.expand_includes(directives, depth);
+        self.stack.leave();
+        expanded
     }
 
     fn expand_includes(&mut self, directives: Vec<Directive>, depth: usize) -> Vec<Directive> {
@@ -211,7 +217,7 @@ impl Reader<'_> {
         }
         let mut out = Vec::new();
         for path in matched {
-            match self.files.read(&path) {
+            match self.stack.enter(self.files, &path) {
                 Ok(text) => out.extend(self.parse_file(&path, &text, depth + 1)),
                 Err(err) => self.warnings.push(Warning::new(
                     directive.origin.clone(),
@@ -955,6 +961,79 @@ stream {
         assert_eq!(
             parsed.endpoints[0].origin,
             Origin::at(Path::new("/etc/nginx/a.conf"), 1)
+        );
+    }
+
+    #[test]
+    fn include_loops_are_read_once_per_file_with_one_warning_each() {
+        let server = |n: u32| {
+            format!(
+                "include /etc/nginx/loop*.conf;\nserver {{ listen 443 ssl; server_name s{n}; ssl_certificate /x/{n}.pem; }}\n"
+            )
+        };
+        let files = MemFiles::new()
+            .with(
+                "/etc/nginx/nginx.conf",
+                "events {}\nhttp {\n    include loop*.conf;\n}\n",
+            )
+            .with("/etc/nginx/loop1.conf", server(1))
+            .with("/etc/nginx/loop2.conf", server(2))
+            .with("/etc/nginx/loop3.conf", server(3));
+        let parsed = endpoints(&files);
+        let mut names: Vec<&str> = parsed
+            .endpoints
+            .iter()
+            .map(|e| e.names[0].as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["s1", "s2", "s3"]);
+        let loops: Vec<String> = parsed
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("include loop"))
+            .map(ToString::to_string)
+            .collect();
+        // Each file's include line meets each file on the stack: itself, at least.
+        assert!(loops.contains(&"/etc/nginx/loop1.conf:1: include /etc/nginx/loop1.conf: already being read (an include loop); not read again".to_owned()), "{loops:?}");
+        let unique: std::collections::HashSet<&String> = loops.iter().collect();
+        assert_eq!(unique.len(), loops.len(), "{loops:?}");
+    }
+
+    #[test]
+    fn a_server_file_including_its_own_glob_gives_one_site() {
+        let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n    include /etc/nginx/sites/*.conf;\n}\n\n# configuration file /etc/nginx/sites/a.conf:\nserver {\n    listen 443 ssl;\n    ssl_certificate /x.pem;\n}\ninclude /etc/nginx/sites/*.conf;\n";
+        let parsed = parse(&split_dump(dump), Path::new("/etc/nginx/nginx.conf"));
+        assert_eq!(parsed.endpoints.len(), 1, "{:?}", parsed.endpoints);
+        assert_eq!(parsed.warnings.len(), 1, "{:?}", parsed.warnings);
+        assert_eq!(
+            parsed.warnings[0].to_string(),
+            "/etc/nginx/sites/a.conf:5: include /etc/nginx/sites/a.conf: already being read (an include loop); not read again"
+        );
+    }
+
+    #[test]
+    fn a_config_over_the_size_cap_is_refused_by_name() {
+        let big = format!(
+            "http {{\n{}}}\n",
+            "#".repeat(files::MAX_FILE_BYTES as usize)
+        );
+        let files = MemFiles::new()
+            .with(
+                "/etc/nginx/nginx.conf",
+                "http { include big.conf; include ok.conf; }\n",
+            )
+            .with("/etc/nginx/big.conf", big)
+            .with(
+                "/etc/nginx/ok.conf",
+                "server { listen 443 ssl; ssl_certificate /x.pem; }\n",
+            );
+        let parsed = endpoints(&files);
+        assert_eq!(parsed.endpoints.len(), 1);
+        let message = parsed.warnings[0].to_string();
+        assert!(
+            message.starts_with("/etc/nginx/nginx.conf:1: include /etc/nginx/big.conf: ")
+                && message.contains("over the 8 MiB"),
+            "{message}"
         );
     }
 }
