@@ -7,6 +7,7 @@
 //! for a leading dot unless the pattern has one).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
@@ -151,9 +152,11 @@ impl ConfigFiles for FsFiles {
     fn glob(&self, pattern: &Path) -> Vec<PathBuf> {
         glob_with(pattern, |dir| {
             let entries = std::fs::read_dir(dir).ok()?;
-            let mut names: Vec<String> = entries
+            // Names that are not UTF-8 are kept: the file is read all the same, and a
+            // certificate under such a name is refused with a warning when sites are built.
+            let mut names: Vec<OsString> = entries
                 .filter_map(Result::ok)
-                .filter_map(|entry| entry.file_name().into_string().ok())
+                .map(|entry| entry.file_name())
                 .collect();
             names.sort();
             Some(names)
@@ -227,7 +230,7 @@ impl ConfigFiles for MemFiles {
 
     fn glob(&self, pattern: &Path) -> Vec<PathBuf> {
         glob_with(pattern, |dir| {
-            let mut names: Vec<String> = self
+            let mut names: Vec<OsString> = self
                 .files
                 .keys()
                 .filter_map(|path| child_name(dir, path))
@@ -256,15 +259,15 @@ impl ConfigFiles for MemFiles {
 }
 
 /// The name of the entry of `dir` that `path` is in or under, if it is under `dir`.
-fn child_name(dir: &Path, path: &Path) -> Option<String> {
+fn child_name(dir: &Path, path: &Path) -> Option<OsString> {
     let rest = path.strip_prefix(dir).ok()?;
     let first = rest.components().next()?;
-    first.as_os_str().to_str().map(str::to_owned)
+    Some(first.as_os_str().to_owned())
 }
 
 /// Expands `pattern` component by component, listing directories with `list` (sorted names,
 /// `None` when not a directory).
-fn glob_with(pattern: &Path, list: impl Fn(&Path) -> Option<Vec<String>>) -> Vec<PathBuf> {
+fn glob_with(pattern: &Path, list: impl Fn(&Path) -> Option<Vec<OsString>>) -> Vec<PathBuf> {
     let pattern = normalize(pattern);
     let mut current: Vec<PathBuf> = vec![PathBuf::new()];
     let components: Vec<Component<'_>> = pattern.components().collect();
@@ -284,7 +287,7 @@ fn glob_with(pattern: &Path, list: impl Fn(&Path) -> Option<Vec<String>>) -> Vec
                     base.as_path()
                 };
                 for name in list(dir).unwrap_or_default() {
-                    if wildcard_match(&text, &name) {
+                    if wildcard_match(&text, &name.to_string_lossy()) {
                         next.push(base.join(&name));
                     }
                 }
@@ -298,8 +301,7 @@ fn glob_with(pattern: &Path, list: impl Fn(&Path) -> Option<Vec<String>>) -> Vec
     // A literal pattern names one file; keep it only when it is there.
     current.retain(|path| {
         let parent = path.parent().unwrap_or(Path::new("/"));
-        let name = path.file_name().and_then(|name| name.to_str());
-        match name {
+        match path.file_name() {
             Some(name) => list(parent).is_some_and(|names| names.iter().any(|n| n == name)),
             None => false,
         }
@@ -517,5 +519,15 @@ mod tests {
         );
         std::fs::write(&path, "ok").unwrap();
         assert_eq!(FsFiles.read(&path).unwrap(), "ok");
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_still_match_a_glob() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join(OsStr::from_bytes(b"caf\xe9.conf"));
+        std::fs::write(&odd, "").unwrap();
+        assert_eq!(FsFiles.glob(&dir.path().join("*.conf")), [odd]);
     }
 }

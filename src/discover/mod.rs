@@ -637,6 +637,17 @@ pub fn build_sites(
     let mut peeks = Peeks::default();
     let mut sites: Vec<DiscoveredSite> = Vec::new();
     for endpoint in endpoints {
+        if let Some(path) = unwritable_path(&endpoint) {
+            warnings.push(Warning::new(
+                endpoint.origin.clone(),
+                format!(
+                    "{}: the file name {} is not UTF-8 text, so it cannot be written in the TOML config; not probed",
+                    endpoint.what,
+                    escape_path(path)
+                ),
+            ));
+            continue;
+        }
         let refs = resolve_certs(&endpoint, &mut peeks, warnings);
         if refs.is_empty() {
             warnings.push(Warning::new(
@@ -715,6 +726,42 @@ pub fn build_sites(
         }
     }
     sites
+}
+
+/// The first certificate, key or chain file of `endpoint` whose name is not UTF-8 (or was
+/// made so by a tool's output: `nginx -T` bytes that are not text arrive as U+FFFD), which
+/// the TOML config cannot hold.
+fn unwritable_path(endpoint: &Endpoint) -> Option<&Path> {
+    let mut paths: Vec<&Path> = match &endpoint.certs {
+        CertSpec::Pairs(pairs) => pairs
+            .iter()
+            .flat_map(|pair| {
+                let key = match &pair.key {
+                    KeyRef::Path(key) => Some(key.as_path()),
+                    _ => None,
+                };
+                std::iter::once(pair.cert.as_path()).chain(key)
+            })
+            .collect(),
+        CertSpec::KeyThenCerts(files) => files.iter().map(PathBuf::as_path).collect(),
+    };
+    paths.extend(endpoint.chain.as_deref());
+    paths
+        .into_iter()
+        .find(|path| path.to_str().is_none_or(|text| text.contains('\u{fffd}')))
+}
+
+/// `path` for a message: bytes that are not UTF-8 as `\xNN`, controls escaped.
+pub fn escape_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut text = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    escape_controls(&text)
 }
 
 /// Certificate files read once each, however many endpoints name them.
@@ -1212,6 +1259,36 @@ mod tests {
         assert_eq!(
             warning.to_string(),
             "/etc/nginx/nginx.conf:2: nginx -T failed: bad \\x13\\x7f\\u{9b}31m"
+        );
+    }
+
+    #[test]
+    fn certificate_names_that_toml_cannot_hold_are_warned_not_mangled() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let raw = PathBuf::from(OsStr::from_bytes(b"/x/caf\xe9.pem"));
+        let lossy = PathBuf::from("/x/caf\u{fffd}.pem");
+        let mut warnings = Vec::new();
+        let sites = build_sites(
+            vec![
+                endpoint(vec![listen(ListenHost::AnyV4, 443)], &["a.example"], &raw),
+                endpoint(
+                    vec![listen(ListenHost::AnyV4, 8443)],
+                    &["b.example"],
+                    &lossy,
+                ),
+            ],
+            &mut [],
+            &mut warnings,
+        );
+        assert!(sites.is_empty(), "{sites:?}");
+        let messages: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "/etc/nginx/sites-enabled/blog:3: nginx server block: the file name /x/caf\\xe9.pem is not UTF-8 text, so it cannot be written in the TOML config; not probed",
+                "/etc/nginx/sites-enabled/blog:3: nginx server block: the file name /x/caf\u{fffd}.pem is not UTF-8 text, so it cannot be written in the TOML config; not probed",
+            ]
         );
     }
 }

@@ -65,19 +65,23 @@ pub fn discover(conf: &Path, prefix: Option<&Path>) -> Parsed {
 }
 
 /// The files in `nginx -T` output, each under its `# configuration file PATH:` header.
+///
+/// A file name holding a newline spreads its header over several lines: up to
+/// [`MAX_HEADER_LINES`] lines are joined until one ends with `:`.
 pub fn split_dump(dump: &str) -> MemFiles {
     let mut files = MemFiles::new();
     let mut current: Option<(PathBuf, String)> = None;
-    for line in dump.split_inclusive('\n') {
-        let header = line
-            .trim_end_matches(['\n', '\r'])
-            .strip_prefix("# configuration file ")
-            .and_then(|rest| rest.strip_suffix(':'));
-        if let Some(path) = header {
+    let lines: Vec<&str> = dump.split_inclusive('\n').collect();
+    let mut index = 0;
+    while index < lines.len() {
+        let line = lines[index];
+        index += 1;
+        if let Some((path, used)) = dump_header(&lines[index - 1..]) {
             if let Some((path, text)) = current.take() {
                 files.insert(path, text);
             }
             current = Some((PathBuf::from(path), String::new()));
+            index += used - 1;
         } else if let Some((_, text)) = &mut current {
             text.push_str(line);
         }
@@ -86,6 +90,28 @@ pub fn split_dump(dump: &str) -> MemFiles {
         files.insert(path, text);
     }
     files
+}
+
+/// The most lines one `# configuration file` header of `nginx -T` may span.
+const MAX_HEADER_LINES: usize = 8;
+
+/// The file name of the header starting at `lines[0]`, and how many lines it spans.
+fn dump_header(lines: &[&str]) -> Option<(String, usize)> {
+    let rest = lines.first()?.strip_prefix("# configuration file ")?;
+    let mut path = String::new();
+    for (used, line) in std::iter::once(rest)
+        .chain(lines[1..].iter().copied())
+        .take(MAX_HEADER_LINES)
+        .enumerate()
+    {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if let Some(name) = bare.strip_suffix(':') {
+            path.push_str(name);
+            return Some((path, used + 1));
+        }
+        path.push_str(line);
+    }
+    None
 }
 
 /// Parses the config rooted at `conf` from `files`: every TLS server block becomes an
@@ -1034,6 +1060,18 @@ stream {
             message.starts_with("/etc/nginx/nginx.conf:1: include /etc/nginx/big.conf: ")
                 && message.contains("over the 8 MiB"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_file_name_with_a_newline_keeps_its_server_in_the_dump() {
+        let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n    include /etc/nginx/sites/*;\n}\n\n# configuration file /etc/nginx/sites/a\nb.conf:\nserver {\n    listen 443 ssl;\n    ssl_certificate /x.pem;\n}\n";
+        let parsed = parse(&split_dump(dump), Path::new("/etc/nginx/nginx.conf"));
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        assert_eq!(parsed.endpoints.len(), 1);
+        assert_eq!(
+            parsed.endpoints[0].origin,
+            Origin::at(Path::new("/etc/nginx/sites/a\nb.conf"), 1)
         );
     }
 }
