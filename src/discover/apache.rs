@@ -138,7 +138,7 @@ impl Reader<'_> {
         let mut top: Vec<Item> = Vec::new();
         for (line_no, line) in logical_lines(text) {
             let origin = Origin::at(path, line_no);
-            let line = self.substitute(&line);
+            let (line, undefined) = self.substitute(&line);
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -204,6 +204,16 @@ impl Reader<'_> {
             }
             let mut words = split_args(line);
             let name = words.remove(0).to_lowercase();
+            // Only where a path discovery uses is at stake: Debian's own config is full of
+            // `${APACHE_LOG_DIR}`, set by envvars, which is not read.
+            if name.starts_with("sslcertificate") || name.starts_with("include") {
+                for variable in &undefined {
+                    self.warnings.push(Warning::new(
+                        origin.clone(),
+                        format!("{}: `${{{variable}}}` is not defined by a `Define`; the path is used as written", words.first().map_or("", String::as_str)),
+                    ));
+                }
+            }
             let items = match name.as_str() {
                 "include" | "includeoptional" => self.include(&name, &words, &origin, depth),
                 _ => {
@@ -309,7 +319,10 @@ impl Reader<'_> {
     }
 
     /// `${NAME}` replaced by what `Define` gave it; unknown names stay as they are.
-    fn substitute(&self, line: &str) -> String {
+    /// `line` with `${NAME}` replaced by its `Define`, and the names that have none (kept
+    /// as written).
+    fn substitute(&self, line: &str) -> (String, Vec<String>) {
+        let mut undefined = Vec::new();
         let mut out = String::with_capacity(line.len());
         let mut rest = line;
         while let Some(start) = rest.find("${") {
@@ -320,7 +333,10 @@ impl Reader<'_> {
                     let name = &after[..end];
                     match self.defines.get(name) {
                         Some(value) => out.push_str(value),
-                        None => out.push_str(&rest[start..start + 3 + end]),
+                        None => {
+                            undefined.push(name.to_owned());
+                            out.push_str(&rest[start..start + 3 + end]);
+                        }
                     }
                     rest = &after[end + 1..];
                 }
@@ -331,7 +347,7 @@ impl Reader<'_> {
             }
         }
         out.push_str(rest);
-        out
+        (out, undefined)
     }
 }
 
@@ -834,5 +850,21 @@ Listen 8443 https
         );
         let unique: std::collections::HashSet<&Warning> = parsed.warnings.iter().collect();
         assert_eq!(unique.len(), parsed.warnings.len());
+    }
+
+    #[test]
+    fn an_undefined_variable_in_a_certificate_path_is_warned_about() {
+        let files = MemFiles::new().with(
+            "/etc/apache2/apache2.conf",
+            "ErrorLog ${APACHE_LOG_DIR}/error.log\n<VirtualHost *:443>\n    SSLEngine on\n    SSLCertificateFile ${UNDEFINED_VAR}/b.crt\n</VirtualHost>\n",
+        );
+        let parsed = parse(&files, Path::new("/etc/apache2/apache2.conf"));
+        let messages: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "/etc/apache2/apache2.conf:4: ${UNDEFINED_VAR}/b.crt: `${UNDEFINED_VAR}` is not defined by a `Define`; the path is used as written"
+            ]
+        );
     }
 }

@@ -31,6 +31,12 @@ pub trait ConfigFiles {
     /// Whether something is at `path`.
     fn exists(&self, path: &Path) -> bool;
 
+    /// Whether `path` is a regular file (following symlinks): not a directory, FIFO,
+    /// device, or a symlink that is broken or loops.
+    fn is_file(&self, path: &Path) -> bool {
+        self.exists(path)
+    }
+
     /// The path that identifies the file at `path` however it is reached (symlinks
     /// resolved on a real file system), for include-loop detection.
     fn canonical(&self, path: &Path) -> PathBuf {
@@ -175,6 +181,10 @@ impl ConfigFiles for FsFiles {
 
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|meta| meta.is_file())
     }
 
     fn canonical(&self, path: &Path) -> PathBuf {

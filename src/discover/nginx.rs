@@ -539,7 +539,12 @@ fn server_endpoint(
                 listens.push(listen);
                 listen_texts.push(text);
             }
-            Ok(None) => {}
+            Ok(None) => parsed.warnings.push(Warning::new(
+                directive.origin.clone(),
+                format!(
+                    "`{text}` is a UNIX socket, which certdrift does not connect to; not probed"
+                ),
+            )),
             Err(message) => parsed
                 .warnings
                 .push(Warning::new(directive.origin.clone(), message)),
@@ -1072,6 +1077,23 @@ stream {
         assert_eq!(
             parsed.endpoints[0].origin,
             Origin::at(Path::new("/etc/nginx/sites/a\nb.conf"), 1)
+        );
+    }
+
+    #[test]
+    fn a_unix_socket_listener_is_warned_about() {
+        let files = MemFiles::new().with(
+            "/etc/nginx/nginx.conf",
+            "http {\n server {\n  listen unix:/run/s.sock ssl;\n  ssl_certificate /x.pem;\n }\n}\n",
+        );
+        let parsed = endpoints(&files);
+        assert!(parsed.endpoints.is_empty());
+        let messages: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "/etc/nginx/nginx.conf:3: `listen unix:/run/s.sock ssl` is a UNIX socket, which certdrift does not connect to; not probed"
+            ]
         );
     }
 }
