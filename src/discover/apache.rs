@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::discover::files::{self, ConfigFiles, FsFiles, IncludeStack};
+use crate::discover::files::{self, ConfigFiles, FsFiles, IncludeStack, Refused};
 use crate::discover::{
     CertRef, CertSpec, Endpoint, KeyRef, Listen, ListenHost, Origin, Parsed, SourceKind, Warning,
 };
@@ -308,6 +308,7 @@ impl Reader<'_> {
     fn include_file(&mut self, file: &Path, origin: &Origin, depth: usize) -> Vec<Item> {
         match self.stack.enter(self.files, file) {
             Ok(text) => self.parse_file(file, &text, depth + 1),
+            Err(Refused::BudgetAgain) => Vec::new(),
             Err(err) => {
                 self.warnings.push(Warning::new(
                     origin.clone(),

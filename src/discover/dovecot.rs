@@ -260,6 +260,7 @@ impl Reader<'_> {
         for file in matched {
             match self.stack.enter(self.files, &file) {
                 Ok(text) => nodes.extend(self.parse_file(&file, &text, depth + 1)),
+                Err(Refused::BudgetAgain) => {}
                 Err(err @ (Refused::Loop | Refused::Budget)) => self.warnings.push(Warning::new(
                     origin.clone(),
                     format!("!include {}: {err}", file.display()),

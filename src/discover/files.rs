@@ -62,6 +62,8 @@ pub struct IncludeStack {
     open: Vec<PathBuf>,
     files: usize,
     bytes: u64,
+    /// Whether [`Refused::Budget`] was given once already.
+    budget_told: bool,
 }
 
 /// Why [`IncludeStack::enter`] did not give a file's text.
@@ -71,6 +73,8 @@ pub enum Refused {
     Loop,
     /// The source has read its [`MAX_FILES_PER_SOURCE`] files or [`MAX_BYTES_PER_SOURCE`].
     Budget,
+    /// The budget is spent and [`Refused::Budget`] was said already: nothing more to warn.
+    BudgetAgain,
     /// The file cannot be read.
     Io(io::Error),
 }
@@ -93,6 +97,9 @@ impl IncludeStack {
             return Err(Refused::Loop);
         }
         if self.files >= MAX_FILES_PER_SOURCE || self.bytes >= MAX_BYTES_PER_SOURCE {
+            if std::mem::replace(&mut self.budget_told, true) {
+                return Err(Refused::BudgetAgain);
+            }
             return Err(Refused::Budget);
         }
         let text = files.read(path).map_err(Refused::Io)?;
@@ -112,7 +119,7 @@ impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Loop => f.write_str("already being read (an include loop); not read again"),
-            Self::Budget => write!(
+            Self::Budget | Self::BudgetAgain => write!(
                 f,
                 "not read: this source already read {MAX_FILES_PER_SOURCE} files or {} MiB, the most certdrift reads from one source (an include loop?)",
                 MAX_BYTES_PER_SOURCE >> 20

@@ -365,13 +365,10 @@ impl Parsed {
     /// Keeps one copy of each endpoint (a file read twice through an include glob gives its
     /// blocks twice, at the same file and line) and of each warning, in order.
     pub fn dedupe(&mut self) {
-        let mut kept: Vec<Endpoint> = Vec::with_capacity(self.endpoints.len());
-        for endpoint in self.endpoints.drain(..) {
-            if !kept.contains(&endpoint) {
-                kept.push(endpoint);
-            }
-        }
-        self.endpoints = kept;
+        // Keyed by the whole endpoint's text: linear however many blocks a config has.
+        let mut seen = HashSet::new();
+        self.endpoints
+            .retain(|endpoint| seen.insert(format!("{endpoint:?}")));
         dedupe_warnings(&mut self.warnings);
     }
 }

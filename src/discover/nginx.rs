@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::discover::files::{self, ConfigFiles, FsFiles, IncludeStack, MemFiles};
+use crate::discover::files::{self, ConfigFiles, FsFiles, IncludeStack, MemFiles, Refused};
 use crate::discover::tool::{self, ToolError};
 use crate::discover::{
     CertRef, CertSpec, Endpoint, KeyRef, Listen, ListenHost, Origin, Parsed, SourceKind, Warning,
@@ -245,6 +245,7 @@ impl Reader<'_> {
         for path in matched {
             match self.stack.enter(self.files, &path) {
                 Ok(text) => out.extend(self.parse_file(&path, &text, depth + 1)),
+                Err(Refused::BudgetAgain) => {}
                 Err(err) => self.warnings.push(Warning::new(
                     directive.origin.clone(),
                     format!("include {}: {err}", path.display()),
@@ -1095,5 +1096,33 @@ stream {
                 "/etc/nginx/nginx.conf:3: `listen unix:/run/s.sock ssl` is a UNIX socket, which certdrift does not connect to; not probed"
             ]
         );
+    }
+
+    #[test]
+    fn files_including_each_others_glob_stop_at_the_budget_with_one_warning() {
+        // Eight files, each including all eight: reading each once per chain would be
+        // about 8! * e files; the source's budget stops it.
+        let mut files = MemFiles::new().with(
+            "/etc/nginx/nginx.conf",
+            "http {\n    include /etc/nginx/m*.conf;\n}\n",
+        );
+        for n in 1..=8 {
+            files = files.with(
+                format!("/etc/nginx/m{n}.conf"),
+                format!("server {{ listen 443 ssl; server_name m{n}; ssl_certificate /x.pem; }}\ninclude /etc/nginx/m*.conf;\n"),
+            );
+        }
+        let parsed = endpoints(&files);
+        assert_eq!(parsed.endpoints.len(), 8);
+        assert_eq!(parsed.files_read, files::MAX_FILES_PER_SOURCE);
+        let budget = parsed
+            .warnings
+            .iter()
+            .filter(|w| {
+                w.message
+                    .contains("the most certdrift reads from one source")
+            })
+            .count();
+        assert_eq!(budget, 1, "{:?}", parsed.warnings);
     }
 }
