@@ -201,8 +201,9 @@ pub struct AdHocSite {
     #[arg(long, requires = "host")]
     pub cert: Option<PathBuf>,
 
-    /// Verify the served chain against this PEM file instead of the system trust store.
-    #[arg(long, requires = "host")]
+    /// Verify the served chain against this PEM file instead of the system trust store;
+    /// without --host, for every discovered site.
+    #[arg(long)]
     pub ca_file: Option<PathBuf>,
 }
 
@@ -305,3 +306,26 @@ pub enum LogFormat {
 
 /// The words `--log-level` takes on their own.
 const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_takes_a_ca_file_for_discovered_sites() {
+        let cli = Cli::try_parse_from([
+            "certdrift",
+            "check",
+            "--nginx-conf",
+            "/etc/nginx/nginx.conf",
+            "--ca-file",
+            "ca.pem",
+        ])
+        .unwrap_or_else(|err| panic!("{err}"));
+        let Command::Check(args) = cli.command else {
+            panic!("not check: {:?}", cli.command);
+        };
+        assert_eq!(args.site.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(args.site.host, None);
+    }
+}

@@ -394,6 +394,14 @@ impl Config {
         })
     }
 
+    /// Makes every site verify its served chain against `ca_file` (`check --ca-file` on
+    /// discovered sites).
+    pub fn trust_ca_file(&mut self, ca_file: &Path) {
+        for site in &mut self.sites {
+            site.ca_file = Some(ca_file.to_owned());
+        }
+    }
+
     /// Every CA file any site uses, for building the prober once.
     pub fn ca_files(&self) -> impl Iterator<Item = &Path> {
         self.sites.iter().filter_map(|site| site.ca_file.as_deref())
@@ -1565,6 +1573,17 @@ origin = "/etc/nginx/sites-enabled/mail:3"
                 .message
                 .contains("no [[site]]")
         );
+    }
+
+    #[test]
+    fn a_ca_file_given_for_every_site_is_each_sites_ca_file() {
+        let mut config = parse(
+            "[[site]]\nname = \"a\"\nhost = \"127.0.0.1\"\nport = 1\ncert = \"a.pem\"\n[[site]]\nname = \"b\"\nhost = \"127.0.0.1\"\nport = 2\ncert = \"b.pem\"\n",
+        )
+        .unwrap();
+        config.trust_ca_file(Path::new("/etc/ssl/ca.pem"));
+        let ca_files: Vec<&Path> = config.ca_files().collect();
+        assert_eq!(ca_files, [Path::new("/etc/ssl/ca.pem"); 2]);
     }
 
     #[test]

@@ -62,7 +62,13 @@ async fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let config = match (&args.config, &args.site.host, &args.site.cert) {
         (Some(path), _, _) => Config::load(path)?,
-        (None, None, _) => discovered_config(&args.discovery).await?,
+        (None, None, _) => {
+            let mut config = discovered_config(&args.discovery).await?;
+            if let Some(ca_file) = &args.site.ca_file {
+                config.trust_ca_file(ca_file);
+            }
+            config
+        }
         (None, Some(host), Some(cert)) => Config::ad_hoc(AdHoc {
             host,
             port: args.site.port,

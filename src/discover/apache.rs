@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::discover::files::{self, ConfigFiles, FsFiles};
+use crate::discover::files::{self, ConfigFiles, FsFiles, IncludeStack, Refused};
 use crate::discover::{
     CertRef, CertSpec, Endpoint, KeyRef, Listen, ListenHost, Origin, Parsed, SourceKind, Warning,
 };
@@ -35,8 +35,9 @@ pub fn parse(files: &dyn ConfigFiles, conf: &Path) -> Parsed {
         defines: HashMap::new(),
         warnings: Vec::new(),
         files_read: 0,
+        stack: IncludeStack::new(),
     };
-    let items = match files.read(&conf) {
+    let items = match reader.stack.enter(files, &conf) {
         Ok(text) => reader.parse_file(&conf, &text, 0),
         Err(err) => {
             return Parsed {
@@ -69,6 +70,7 @@ pub fn parse(files: &dyn ConfigFiles, conf: &Path) -> Parsed {
         }
     }
     parsed.warnings = reader.warnings;
+    parsed.dedupe();
     parsed
 }
 
@@ -105,6 +107,7 @@ struct Reader<'a> {
     defines: HashMap<String, String>,
     warnings: Vec<Warning>,
     files_read: usize,
+    stack: IncludeStack,
 }
 
 /// Includes nested deeper than this are a loop.
@@ -122,13 +125,20 @@ const CONDITIONAL: [&str; 7] = [
 ];
 
 impl Reader<'_> {
+    /// Parses the file at `path` (entered on the include stack) and leaves it.
     fn parse_file(&mut self, path: &Path, text: &str, depth: usize) -> Vec<Item> {
+        let items = self.parse_entered(path, text, depth);
+        self.stack.leave();
+        items
+    }
+
+    fn parse_entered(&mut self, path: &Path, text: &str, depth: usize) -> Vec<Item> {
         self.files_read += 1;
         let mut stack: Vec<OpenSection> = Vec::new();
         let mut top: Vec<Item> = Vec::new();
         for (line_no, line) in logical_lines(text) {
             let origin = Origin::at(path, line_no);
-            let line = self.substitute(&line);
+            let (line, undefined) = self.substitute(&line);
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -194,6 +204,16 @@ impl Reader<'_> {
             }
             let mut words = split_args(line);
             let name = words.remove(0).to_lowercase();
+            // Only where a path discovery uses is at stake: Debian's own config is full of
+            // `${APACHE_LOG_DIR}`, set by envvars, which is not read.
+            if name.starts_with("sslcertificate") || name.starts_with("include") {
+                for variable in &undefined {
+                    self.warnings.push(Warning::new(
+                        origin.clone(),
+                        format!("{}: `${{{variable}}}` is not defined by a `Define`; the path is used as written", words.first().map_or("", String::as_str)),
+                    ));
+                }
+            }
             let items = match name.as_str() {
                 "include" | "includeoptional" => self.include(&name, &words, &origin, depth),
                 _ => {
@@ -286,8 +306,9 @@ impl Reader<'_> {
     }
 
     fn include_file(&mut self, file: &Path, origin: &Origin, depth: usize) -> Vec<Item> {
-        match self.files.read(file) {
+        match self.stack.enter(self.files, file) {
             Ok(text) => self.parse_file(file, &text, depth + 1),
+            Err(Refused::BudgetAgain) => Vec::new(),
             Err(err) => {
                 self.warnings.push(Warning::new(
                     origin.clone(),
@@ -299,7 +320,10 @@ impl Reader<'_> {
     }
 
     /// `${NAME}` replaced by what `Define` gave it; unknown names stay as they are.
-    fn substitute(&self, line: &str) -> String {
+    /// `line` with `${NAME}` replaced by its `Define`, and the names that have none (kept
+    /// as written).
+    fn substitute(&self, line: &str) -> (String, Vec<String>) {
+        let mut undefined = Vec::new();
         let mut out = String::with_capacity(line.len());
         let mut rest = line;
         while let Some(start) = rest.find("${") {
@@ -310,7 +334,10 @@ impl Reader<'_> {
                     let name = &after[..end];
                     match self.defines.get(name) {
                         Some(value) => out.push_str(value),
-                        None => out.push_str(&rest[start..start + 3 + end]),
+                        None => {
+                            undefined.push(name.to_owned());
+                            out.push_str(&rest[start..start + 3 + end]);
+                        }
                     }
                     rest = &after[end + 1..];
                 }
@@ -321,7 +348,7 @@ impl Reader<'_> {
             }
         }
         out.push_str(rest);
-        out
+        (out, undefined)
     }
 }
 
@@ -791,5 +818,54 @@ Listen 8443 https
         );
         assert_eq!(bare_name("https://a.example:8443"), "a.example");
         assert_eq!(bare_name("a.example"), "a.example");
+    }
+
+    #[test]
+    fn vhost_files_including_their_own_glob_give_one_endpoint_each() {
+        let vhost = |name: &str| {
+            format!(
+                "<VirtualHost *:443>\n    ServerName {name}\n    SSLEngine on\n    SSLCertificateFile /x/{name}.pem\n</VirtualHost>\nInclude sites/*.conf\n"
+            )
+        };
+        let files = MemFiles::new()
+            .with(
+                "/etc/apache2/apache2.conf",
+                "IncludeOptional sites/*.conf\n",
+            )
+            .with("/etc/apache2/sites/a.conf", vhost("a"))
+            .with("/etc/apache2/sites/b.conf", vhost("b"))
+            .with("/etc/apache2/sites/c.conf", vhost("c"));
+        let parsed = parse(&files, Path::new("/etc/apache2/apache2.conf"));
+        let mut names: Vec<&str> = parsed
+            .endpoints
+            .iter()
+            .map(|e| e.names[0].as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!(
+            parsed.warnings.iter().any(|w| w.to_string()
+                == "/etc/apache2/sites/a.conf:6: Include /etc/apache2/sites/a.conf: already being read (an include loop); not read again"),
+            "{:?}",
+            parsed.warnings
+        );
+        let unique: std::collections::HashSet<&Warning> = parsed.warnings.iter().collect();
+        assert_eq!(unique.len(), parsed.warnings.len());
+    }
+
+    #[test]
+    fn an_undefined_variable_in_a_certificate_path_is_warned_about() {
+        let files = MemFiles::new().with(
+            "/etc/apache2/apache2.conf",
+            "ErrorLog ${APACHE_LOG_DIR}/error.log\n<VirtualHost *:443>\n    SSLEngine on\n    SSLCertificateFile ${UNDEFINED_VAR}/b.crt\n</VirtualHost>\n",
+        );
+        let parsed = parse(&files, Path::new("/etc/apache2/apache2.conf"));
+        let messages: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "/etc/apache2/apache2.conf:4: ${UNDEFINED_VAR}/b.crt: `${UNDEFINED_VAR}` is not defined by a `Define`; the path is used as written"
+            ]
+        );
     }
 }

@@ -14,7 +14,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::discover::files::{self, ConfigFiles, FsFiles};
+use crate::discover::files::{self, ConfigFiles, FsFiles, IncludeStack, Refused};
 use crate::discover::tool::{self, ToolError};
 use crate::discover::{
     CertRef, CertSpec, Endpoint, KeyRef, Listen, ListenHost, Origin, Parsed, SourceKind, Warning,
@@ -78,11 +78,13 @@ pub enum Node {
 /// Reads `conf` and its includes into nodes.
 pub fn read_files(files: &dyn ConfigFiles, conf: &Path, warnings: &mut Vec<Warning>) -> Vec<Node> {
     let conf = files::normalize(conf);
-    match files.read(&conf) {
+    let mut stack = IncludeStack::new();
+    match stack.enter(files, &conf) {
         Ok(text) => {
             let mut reader = Reader {
                 files,
                 warnings: Vec::new(),
+                stack,
             };
             let nodes = reader.parse_file(&conf, &text, 0);
             warnings.extend(reader.warnings);
@@ -103,6 +105,7 @@ pub fn parse(text: &str, path: &Path, warnings: &mut Vec<Warning>) -> Vec<Node> 
     let mut reader = Reader {
         files: &NoFiles,
         warnings: Vec::new(),
+        stack: IncludeStack::new(),
     };
     let nodes = reader.parse_text(path, text, 0);
     warnings.extend(reader.warnings);
@@ -130,14 +133,18 @@ impl ConfigFiles for NoFiles {
 struct Reader<'a> {
     files: &'a dyn ConfigFiles,
     warnings: Vec<Warning>,
+    stack: IncludeStack,
 }
 
 /// Includes nested deeper than this are a loop.
 const MAX_INCLUDE_DEPTH: usize = 16;
 
 impl Reader<'_> {
+    /// Parses the file at `path` (entered on the include stack) and leaves it.
     fn parse_file(&mut self, path: &Path, text: &str, depth: usize) -> Vec<Node> {
-        self.parse_text(path, text, depth)
+        let nodes = self.parse_text(path, text, depth);
+        self.stack.leave();
+        nodes
     }
 
     fn parse_text(&mut self, path: &Path, text: &str, depth: usize) -> Vec<Node> {
@@ -251,8 +258,13 @@ impl Reader<'_> {
         }
         let mut nodes = Vec::new();
         for file in matched {
-            match self.files.read(&file) {
+            match self.stack.enter(self.files, &file) {
                 Ok(text) => nodes.extend(self.parse_file(&file, &text, depth + 1)),
+                Err(Refused::BudgetAgain) => {}
+                Err(err @ (Refused::Loop | Refused::Budget)) => self.warnings.push(Warning::new(
+                    origin.clone(),
+                    format!("!include {}: {err}", file.display()),
+                )),
                 Err(err) if !optional => self.warnings.push(Warning::new(
                     origin.clone(),
                     format!("!include {}: {err}", file.display()),
@@ -878,5 +890,32 @@ ssl_key = # hidden, use -P to show it
         );
         assert_eq!(strip_comment("a = \"b # c\" # d"), "a = \"b # c\" ");
         assert_eq!(strip_comment("a = b#c"), "a = b#c");
+    }
+
+    #[test]
+    fn a_dovecot_conf_including_itself_is_read_once() {
+        let files = debian_files().with(
+            "/etc/dovecot/dovecot.conf",
+            format!(
+                "{DEBIAN}!include /etc/dovecot/dovecot.conf\n!include_try /etc/dovecot/*.conf\n"
+            ),
+        );
+        let mut warnings = Vec::new();
+        let nodes = read_files(
+            &files,
+            Path::new("/etc/dovecot/dovecot.conf"),
+            &mut warnings,
+        );
+        let model = Model::read(&nodes, true);
+        let parsed = endpoints(&model, &model, Path::new("/etc/dovecot/dovecot.conf"));
+        assert_eq!(parsed.endpoints.len(), 6, "{:?}", parsed.endpoints);
+        let loops: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            loops,
+            [
+                "/etc/dovecot/dovecot.conf:5: !include /etc/dovecot/dovecot.conf: already being read (an include loop); not read again",
+                "/etc/dovecot/dovecot.conf:6: !include /etc/dovecot/dovecot.conf: already being read (an include loop); not read again",
+            ]
+        );
     }
 }

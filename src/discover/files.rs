@@ -7,7 +7,9 @@
 //! for a leading dot unless the pattern has one).
 
 use std::collections::BTreeMap;
-use std::io;
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 /// A source of configuration files.
@@ -28,6 +30,114 @@ pub trait ConfigFiles {
 
     /// Whether something is at `path`.
     fn exists(&self, path: &Path) -> bool;
+
+    /// Whether `path` is a regular file (following symlinks): not a directory, FIFO,
+    /// device, or a symlink that is broken or loops.
+    fn is_file(&self, path: &Path) -> bool {
+        self.exists(path)
+    }
+
+    /// The path that identifies the file at `path` however it is reached (symlinks
+    /// resolved on a real file system), for include-loop detection.
+    fn canonical(&self, path: &Path) -> PathBuf {
+        normalize(path)
+    }
+}
+
+/// The largest config file (or config tool output) read: 8 MiB. A larger one is refused
+/// with a warning; no server config is that big, and reading one cost seconds and GBs.
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
+
+/// The most files one source reads, includes included.
+pub const MAX_FILES_PER_SOURCE: usize = 10_000;
+
+/// The most bytes one source reads, includes included: 64 MiB.
+pub const MAX_BYTES_PER_SOURCE: u64 = 64 << 20;
+
+/// The files one parser is reading: the include stack (a file on it is a loop, not read
+/// again) and what the source has read so far, against [`MAX_FILES_PER_SOURCE`] and
+/// [`MAX_BYTES_PER_SOURCE`].
+#[derive(Debug, Default)]
+pub struct IncludeStack {
+    open: Vec<PathBuf>,
+    files: usize,
+    bytes: u64,
+    /// Whether [`Refused::Budget`] was given once already.
+    budget_told: bool,
+}
+
+/// Why [`IncludeStack::enter`] did not give a file's text.
+#[derive(Debug)]
+pub enum Refused {
+    /// The file is already being read further up the include chain.
+    Loop,
+    /// The source has read its [`MAX_FILES_PER_SOURCE`] files or [`MAX_BYTES_PER_SOURCE`].
+    Budget,
+    /// The budget is spent and [`Refused::Budget`] was said already: nothing more to warn.
+    BudgetAgain,
+    /// The file cannot be read.
+    Io(io::Error),
+}
+
+impl IncludeStack {
+    /// Nothing read yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `path` and puts it on the stack; the caller calls [`IncludeStack::leave`]
+    /// when done with it.
+    ///
+    /// # Errors
+    ///
+    /// [`Refused`]: a loop, the source's budget spent, or the read error.
+    pub fn enter(&mut self, files: &dyn ConfigFiles, path: &Path) -> Result<String, Refused> {
+        let canonical = files.canonical(path);
+        if self.open.contains(&canonical) {
+            return Err(Refused::Loop);
+        }
+        if self.files >= MAX_FILES_PER_SOURCE || self.bytes >= MAX_BYTES_PER_SOURCE {
+            if std::mem::replace(&mut self.budget_told, true) {
+                return Err(Refused::BudgetAgain);
+            }
+            return Err(Refused::Budget);
+        }
+        let text = files.read(path).map_err(Refused::Io)?;
+        self.files += 1;
+        self.bytes += text.len() as u64;
+        self.open.push(canonical);
+        Ok(text)
+    }
+
+    /// Takes the file last entered off the stack.
+    pub fn leave(&mut self) {
+        self.open.pop();
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Loop => f.write_str("already being read (an include loop); not read again"),
+            Self::Budget | Self::BudgetAgain => write!(
+                f,
+                "not read: this source already read {MAX_FILES_PER_SOURCE} files or {} MiB, the most certdrift reads from one source (an include loop?)",
+                MAX_BYTES_PER_SOURCE >> 20
+            ),
+            Self::Io(err) => err.fmt(f),
+        }
+    }
+}
+
+/// The error for a file (or tool output) of `size` bytes, over [`MAX_FILE_BYTES`].
+pub fn too_big(size: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{size} bytes, over the {} MiB certdrift reads from one config file; not read",
+            MAX_FILE_BYTES >> 20
+        ),
+    )
 }
 
 /// The real file system.
@@ -36,7 +146,14 @@ pub struct FsFiles;
 
 impl ConfigFiles for FsFiles {
     fn read(&self, path: &Path) -> io::Result<String> {
-        let bytes = std::fs::read(path)?;
+        let file = std::fs::File::open(path)?;
+        // Read one byte past the cap, so a file that grows while read is refused too.
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            let size = std::fs::metadata(path).map_or(bytes.len() as u64, |meta| meta.len());
+            return Err(too_big(size));
+        }
         String::from_utf8(bytes).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -48,9 +165,11 @@ impl ConfigFiles for FsFiles {
     fn glob(&self, pattern: &Path) -> Vec<PathBuf> {
         glob_with(pattern, |dir| {
             let entries = std::fs::read_dir(dir).ok()?;
-            let mut names: Vec<String> = entries
+            // Names that are not UTF-8 are kept: the file is read all the same, and a
+            // certificate under such a name is refused with a warning when sites are built.
+            let mut names: Vec<OsString> = entries
                 .filter_map(Result::ok)
-                .filter_map(|entry| entry.file_name().into_string().ok())
+                .map(|entry| entry.file_name())
                 .collect();
             names.sort();
             Some(names)
@@ -69,6 +188,14 @@ impl ConfigFiles for FsFiles {
 
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|meta| meta.is_file())
+    }
+
+    fn canonical(&self, path: &Path) -> PathBuf {
+        std::fs::canonicalize(path).unwrap_or_else(|_| normalize(path))
     }
 }
 
@@ -111,6 +238,7 @@ impl MemFiles {
 impl ConfigFiles for MemFiles {
     fn read(&self, path: &Path) -> io::Result<String> {
         match self.files.get(&normalize(path)) {
+            Some(Ok(text)) if text.len() as u64 > MAX_FILE_BYTES => Err(too_big(text.len() as u64)),
             Some(Ok(text)) => Ok(text.clone()),
             Some(Err(kind)) => Err(io::Error::from(*kind)),
             None => Err(io::Error::from(io::ErrorKind::NotFound)),
@@ -119,7 +247,7 @@ impl ConfigFiles for MemFiles {
 
     fn glob(&self, pattern: &Path) -> Vec<PathBuf> {
         glob_with(pattern, |dir| {
-            let mut names: Vec<String> = self
+            let mut names: Vec<OsString> = self
                 .files
                 .keys()
                 .filter_map(|path| child_name(dir, path))
@@ -148,15 +276,15 @@ impl ConfigFiles for MemFiles {
 }
 
 /// The name of the entry of `dir` that `path` is in or under, if it is under `dir`.
-fn child_name(dir: &Path, path: &Path) -> Option<String> {
+fn child_name(dir: &Path, path: &Path) -> Option<OsString> {
     let rest = path.strip_prefix(dir).ok()?;
     let first = rest.components().next()?;
-    first.as_os_str().to_str().map(str::to_owned)
+    Some(first.as_os_str().to_owned())
 }
 
 /// Expands `pattern` component by component, listing directories with `list` (sorted names,
 /// `None` when not a directory).
-fn glob_with(pattern: &Path, list: impl Fn(&Path) -> Option<Vec<String>>) -> Vec<PathBuf> {
+fn glob_with(pattern: &Path, list: impl Fn(&Path) -> Option<Vec<OsString>>) -> Vec<PathBuf> {
     let pattern = normalize(pattern);
     let mut current: Vec<PathBuf> = vec![PathBuf::new()];
     let components: Vec<Component<'_>> = pattern.components().collect();
@@ -176,7 +304,7 @@ fn glob_with(pattern: &Path, list: impl Fn(&Path) -> Option<Vec<String>>) -> Vec
                     base.as_path()
                 };
                 for name in list(dir).unwrap_or_default() {
-                    if wildcard_match(&text, &name) {
+                    if wildcard_match(&text, &name.to_string_lossy()) {
                         next.push(base.join(&name));
                     }
                 }
@@ -190,8 +318,7 @@ fn glob_with(pattern: &Path, list: impl Fn(&Path) -> Option<Vec<String>>) -> Vec
     // A literal pattern names one file; keep it only when it is there.
     current.retain(|path| {
         let parent = path.parent().unwrap_or(Path::new("/"));
-        let name = path.file_name().and_then(|name| name.to_str());
-        match name {
+        match path.file_name() {
             Some(name) => list(parent).is_some_and(|names| names.iter().any(|n| n == name)),
             None => false,
         }
@@ -371,5 +498,53 @@ mod tests {
             resolve(Path::new("/etc/apache2"), Path::new("/abs/a.pem")),
             PathBuf::from("/abs/a.pem")
         );
+    }
+
+    #[test]
+    fn the_include_stack_refuses_loops_and_a_spent_budget() {
+        let files = MemFiles::new()
+            .with("/etc/a.conf", "x")
+            .with("/etc/b.conf", "y");
+        let mut stack = IncludeStack::new();
+        assert_eq!(stack.enter(&files, Path::new("/etc/a.conf")).unwrap(), "x");
+        assert!(matches!(
+            stack.enter(&files, Path::new("/etc/./a.conf")),
+            Err(Refused::Loop)
+        ));
+        stack.leave();
+        for _ in 1..MAX_FILES_PER_SOURCE {
+            stack.enter(&files, Path::new("/etc/b.conf")).unwrap();
+            stack.leave();
+        }
+        let refused = stack.enter(&files, Path::new("/etc/a.conf")).unwrap_err();
+        assert!(matches!(refused, Refused::Budget));
+        assert!(
+            refused.to_string().contains("10000 files or 64 MiB"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_size_cap_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.conf");
+        std::fs::write(&path, vec![b'#'; MAX_FILE_BYTES as usize + 1]).unwrap();
+        let err = FsFiles.read(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "8388609 bytes, over the 8 MiB certdrift reads from one config file; not read"
+        );
+        std::fs::write(&path, "ok").unwrap();
+        assert_eq!(FsFiles.read(&path).unwrap(), "ok");
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_still_match_a_glob() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join(OsStr::from_bytes(b"caf\xe9.conf"));
+        std::fs::write(&odd, "").unwrap();
+        assert_eq!(FsFiles.glob(&dir.path().join("*.conf")), [odd]);
     }
 }

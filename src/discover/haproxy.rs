@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::discover::files::{self, ConfigFiles, FsFiles};
 use crate::discover::{
     CertRef, CertSpec, Endpoint, KeyRef, Listen, ListenHost, Origin, Parsed, SourceKind, Warning,
+    escape_path,
 };
 use crate::probe::Protocol;
 
@@ -159,7 +160,7 @@ fn bind_endpoints(
         match (params[index].as_str(), value) {
             ("crt" | "default-crt", Some(value)) => {
                 let path = files::resolve(base, Path::new(value));
-                for files_of_one in crt_files(files, &path) {
+                for files_of_one in crt_files(files, &path, origin, &mut parsed.warnings) {
                     certs.push((files_of_one, Vec::new(), origin.clone()));
                 }
                 index += 2;
@@ -207,7 +208,14 @@ fn bind_endpoints(
 
 /// The certificates a `crt` value loads: a file; every certificate file of a directory; or,
 /// for a missing `NAME`, the `NAME.rsa`/`NAME.ecdsa` bundle, one certificate per key type.
-fn crt_files(files: &dyn ConfigFiles, path: &Path) -> Vec<Vec<PathBuf>> {
+/// What in a directory is not a regular file (a FIFO, a device, a dangling or looping
+/// symlink) is a warning at `origin`, not a certificate.
+fn crt_files(
+    files: &dyn ConfigFiles,
+    path: &Path,
+    origin: &Origin,
+    warnings: &mut Vec<Warning>,
+) -> Vec<Vec<PathBuf>> {
     if let Some(entries) = files.list_dir(path) {
         return entries
             .into_iter()
@@ -217,7 +225,21 @@ fn crt_files(files: &dyn ConfigFiles, path: &Path) -> Vec<Vec<PathBuf>> {
                     .extension()
                     .and_then(|ext| ext.to_str())
                     .is_some_and(|ext| COMPANIONS.contains(&ext));
-                !companion && !name.starts_with('.') && files.list_dir(entry).is_none()
+                if companion || name.starts_with('.') || files.list_dir(entry).is_some() {
+                    return false;
+                }
+                if !files.is_file(entry) {
+                    warnings.push(Warning::new(
+                        origin.clone(),
+                        format!(
+                            "crt {}: {} is not a regular file (a FIFO, a device or a broken symlink?); skipped",
+                            path.display(),
+                            escape_path(entry)
+                        ),
+                    ));
+                    return false;
+                }
+                true
             })
             .map(|entry| vec![entry])
             .collect();
@@ -279,7 +301,7 @@ fn read_crt_list(
             .cloned()
             .collect();
         let cert = files::resolve(base, Path::new(file));
-        for files_of_one in crt_files(files, &cert) {
+        for files_of_one in crt_files(files, &cert, &line_origin, warnings) {
             certs.push((files_of_one, names.clone(), line_origin.clone()));
         }
     }
@@ -521,5 +543,42 @@ backend app
                 .to_string()
                 .starts_with("/etc/haproxy/conf.d/20-secret.cfg: cannot read the haproxy config")
         );
+    }
+
+    #[test]
+    fn a_crt_directory_gives_only_its_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        std::fs::write(certs.join("a.pem"), "").unwrap();
+        std::os::unix::fs::symlink("/dev/zero", certs.join("zero.pem")).unwrap();
+        std::os::unix::fs::symlink(certs.join("loop.pem"), certs.join("loop.pem")).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(certs.join("fifo.pem"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let conf = dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &conf,
+            format!("frontend web\n    bind :443 ssl crt {}\n", certs.display()),
+        )
+        .unwrap();
+        let parsed = parse(&FsFiles, &conf);
+        assert_eq!(parsed.endpoints.len(), 1, "{:?}", parsed.endpoints);
+        assert_eq!(certs_of(&parsed.endpoints[0]), [certs.join("a.pem")]);
+        let skipped: Vec<String> = parsed
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("is not a regular file"))
+            .map(|w| w.message.clone())
+            .collect();
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        for name in ["fifo.pem", "loop.pem", "zero.pem"] {
+            assert!(
+                skipped.iter().any(|m| m.contains(name)),
+                "{name}: {skipped:?}"
+            );
+        }
     }
 }

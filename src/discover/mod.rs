@@ -25,7 +25,7 @@ mod postfix;
 mod render;
 mod tool;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,7 @@ use rustls::pki_types::ServerName;
 use crate::config::{Config, ConfigError};
 use crate::disk::DiskError;
 use crate::probe::{KeyType, Protocol};
+use crate::text::escape_controls;
 
 pub use certs::CertPeek;
 pub use render::render;
@@ -224,7 +225,7 @@ impl fmt::Display for Origin {
 }
 
 /// Something discovery could not read or use, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Warning {
     /// The file and line.
     pub origin: Origin,
@@ -241,7 +242,10 @@ impl Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.origin, self.message)
+        // A message may quote a tool's output or a file name: one line, and no control
+        // byte reaches the terminal.
+        let text = format!("{}: {}", self.origin, self.message).replace('\n', " ");
+        f.write_str(&escape_controls(&text))
     }
 }
 
@@ -355,6 +359,24 @@ pub struct Parsed {
     pub how: String,
     /// How many config files were read.
     pub files_read: usize,
+}
+
+impl Parsed {
+    /// Keeps one copy of each endpoint (a file read twice through an include glob gives its
+    /// blocks twice, at the same file and line) and of each warning, in order.
+    pub fn dedupe(&mut self) {
+        // Keyed by the whole endpoint's text: linear however many blocks a config has.
+        let mut seen = HashSet::new();
+        self.endpoints
+            .retain(|endpoint| seen.insert(format!("{endpoint:?}")));
+        dedupe_warnings(&mut self.warnings);
+    }
+}
+
+/// Keeps the first of identical warnings (same file, line and message), in order.
+pub fn dedupe_warnings(warnings: &mut Vec<Warning>) {
+    let mut seen = HashSet::new();
+    warnings.retain(|warning| seen.insert(warning.clone()));
 }
 
 /// A certbot lineage: `renewal/NAME.conf` and the `live/` files it names.
@@ -579,12 +601,15 @@ pub fn discover(sources: &Sources) -> Discovery {
                 parsed
             }
         };
+        let mut parsed = parsed;
+        parsed.dedupe();
         discovery.warnings.extend(parsed.warnings);
         endpoints.extend(parsed.endpoints);
         per_source.push((kind, location, Pending::Read(parsed.how)));
     }
 
     discovery.sites = build_sites(endpoints, &mut discovery.lineages, &mut discovery.warnings);
+    dedupe_warnings(&mut discovery.warnings);
     for (kind, location, how) in per_source {
         let outcome = match how {
             Pending::Skipped => SourceOutcome::Skipped,
@@ -616,6 +641,17 @@ pub fn build_sites(
     let mut peeks = Peeks::default();
     let mut sites: Vec<DiscoveredSite> = Vec::new();
     for endpoint in endpoints {
+        if let Some(path) = unwritable_path(&endpoint) {
+            warnings.push(Warning::new(
+                endpoint.origin.clone(),
+                format!(
+                    "{}: the file name {} is not UTF-8 text, so it cannot be written in the TOML config; not probed",
+                    endpoint.what,
+                    escape_path(path)
+                ),
+            ));
+            continue;
+        }
         let refs = resolve_certs(&endpoint, &mut peeks, warnings);
         if refs.is_empty() {
             warnings.push(Warning::new(
@@ -694,6 +730,42 @@ pub fn build_sites(
         }
     }
     sites
+}
+
+/// The first certificate, key or chain file of `endpoint` whose name is not UTF-8 (or was
+/// made so by a tool's output: `nginx -T` bytes that are not text arrive as U+FFFD), which
+/// the TOML config cannot hold.
+fn unwritable_path(endpoint: &Endpoint) -> Option<&Path> {
+    let mut paths: Vec<&Path> = match &endpoint.certs {
+        CertSpec::Pairs(pairs) => pairs
+            .iter()
+            .flat_map(|pair| {
+                let key = match &pair.key {
+                    KeyRef::Path(key) => Some(key.as_path()),
+                    _ => None,
+                };
+                std::iter::once(pair.cert.as_path()).chain(key)
+            })
+            .collect(),
+        CertSpec::KeyThenCerts(files) => files.iter().map(PathBuf::as_path).collect(),
+    };
+    paths.extend(endpoint.chain.as_deref());
+    paths
+        .into_iter()
+        .find(|path| path.to_str().is_none_or(|text| text.contains('\u{fffd}')))
+}
+
+/// `path` for a message: bytes that are not UTF-8 as `\xNN`, controls escaped.
+pub fn escape_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut text = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        text.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    escape_controls(&text)
 }
 
 /// Certificate files read once each, however many endpoints name them.
@@ -1180,5 +1252,47 @@ mod tests {
             ..Sources::default()
         };
         assert!(only.reads(SourceKind::Nginx) && !only.reads(SourceKind::Dovecot));
+    }
+
+    #[test]
+    fn warnings_escape_control_bytes_from_tool_messages() {
+        let warning = Warning::new(
+            Origin::at(Path::new("/etc/nginx/nginx.conf"), 2),
+            "nginx -T failed: bad \u{13}\u{7f}\u{9b}31m".to_owned(),
+        );
+        assert_eq!(
+            warning.to_string(),
+            "/etc/nginx/nginx.conf:2: nginx -T failed: bad \\x13\\x7f\\u{9b}31m"
+        );
+    }
+
+    #[test]
+    fn certificate_names_that_toml_cannot_hold_are_warned_not_mangled() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let raw = PathBuf::from(OsStr::from_bytes(b"/x/caf\xe9.pem"));
+        let lossy = PathBuf::from("/x/caf\u{fffd}.pem");
+        let mut warnings = Vec::new();
+        let sites = build_sites(
+            vec![
+                endpoint(vec![listen(ListenHost::AnyV4, 443)], &["a.example"], &raw),
+                endpoint(
+                    vec![listen(ListenHost::AnyV4, 8443)],
+                    &["b.example"],
+                    &lossy,
+                ),
+            ],
+            &mut [],
+            &mut warnings,
+        );
+        assert!(sites.is_empty(), "{sites:?}");
+        let messages: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "/etc/nginx/sites-enabled/blog:3: nginx server block: the file name /x/caf\\xe9.pem is not UTF-8 text, so it cannot be written in the TOML config; not probed",
+                "/etc/nginx/sites-enabled/blog:3: nginx server block: the file name /x/caf\u{fffd}.pem is not UTF-8 text, so it cannot be written in the TOML config; not probed",
+            ]
+        );
     }
 }

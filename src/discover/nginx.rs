@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::discover::files::{self, ConfigFiles, FsFiles, MemFiles};
+use crate::discover::files::{self, ConfigFiles, FsFiles, IncludeStack, MemFiles, Refused};
 use crate::discover::tool::{self, ToolError};
 use crate::discover::{
     CertRef, CertSpec, Endpoint, KeyRef, Listen, ListenHost, Origin, Parsed, SourceKind, Warning,
@@ -65,19 +65,23 @@ pub fn discover(conf: &Path, prefix: Option<&Path>) -> Parsed {
 }
 
 /// The files in `nginx -T` output, each under its `# configuration file PATH:` header.
+///
+/// A file name holding a newline spreads its header over several lines: up to
+/// [`MAX_HEADER_LINES`] lines are joined until one ends with `:`.
 pub fn split_dump(dump: &str) -> MemFiles {
     let mut files = MemFiles::new();
     let mut current: Option<(PathBuf, String)> = None;
-    for line in dump.split_inclusive('\n') {
-        let header = line
-            .trim_end_matches(['\n', '\r'])
-            .strip_prefix("# configuration file ")
-            .and_then(|rest| rest.strip_suffix(':'));
-        if let Some(path) = header {
+    let lines: Vec<&str> = dump.split_inclusive('\n').collect();
+    let mut index = 0;
+    while index < lines.len() {
+        let line = lines[index];
+        index += 1;
+        if let Some((path, used)) = dump_header(&lines[index - 1..]) {
             if let Some((path, text)) = current.take() {
                 files.insert(path, text);
             }
             current = Some((PathBuf::from(path), String::new()));
+            index += used - 1;
         } else if let Some((_, text)) = &mut current {
             text.push_str(line);
         }
@@ -86,6 +90,28 @@ pub fn split_dump(dump: &str) -> MemFiles {
         files.insert(path, text);
     }
     files
+}
+
+/// The most lines one `# configuration file` header of `nginx -T` may span.
+const MAX_HEADER_LINES: usize = 8;
+
+/// The file name of the header starting at `lines[0]`, and how many lines it spans.
+fn dump_header(lines: &[&str]) -> Option<(String, usize)> {
+    let rest = lines.first()?.strip_prefix("# configuration file ")?;
+    let mut path = String::new();
+    for (used, line) in std::iter::once(rest)
+        .chain(lines[1..].iter().copied())
+        .take(MAX_HEADER_LINES)
+        .enumerate()
+    {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if let Some(name) = bare.strip_suffix(':') {
+            path.push_str(name);
+            return Some((path, used + 1));
+        }
+        path.push_str(line);
+    }
+    None
 }
 
 /// Parses the config rooted at `conf` from `files`: every TLS server block becomes an
@@ -98,8 +124,9 @@ pub fn parse(files: &dyn ConfigFiles, conf: &Path) -> Parsed {
         conf_dir: &conf_dir,
         warnings: Vec::new(),
         read: Vec::new(),
+        stack: IncludeStack::new(),
     };
-    let directives = match files.read(&conf) {
+    let directives = match reader.stack.enter(files, &conf) {
         Ok(text) => reader.parse_file(&conf, &text, 0),
         Err(err) => {
             return Parsed {
@@ -123,6 +150,7 @@ pub fn parse(files: &dyn ConfigFiles, conf: &Path) -> Parsed {
             _ => {}
         }
     }
+    parsed.dedupe();
     parsed
 }
 
@@ -141,6 +169,7 @@ struct Reader<'a> {
     conf_dir: &'a Path,
     warnings: Vec<Warning>,
     read: Vec<PathBuf>,
+    stack: IncludeStack,
 }
 
 /// Includes nested deeper than this are a loop (nginx would recurse until it runs out of
@@ -155,6 +184,7 @@ impl Reader<'_> {
             Err((line, message)) => {
                 self.warnings
                     .push(Warning::new(Origin::at(path, line), message));
+                self.stack.leave();
                 return Vec::new();
             }
         };
@@ -167,7 +197,9 @@ impl Reader<'_> {
                 partial
             }
         };
-        self.expand_includes(directives, depth)
+        let expanded = self.expand_includes(directives, depth);
+        self.stack.leave();
+        expanded
     }
 
     fn expand_includes(&mut self, directives: Vec<Directive>, depth: usize) -> Vec<Directive> {
@@ -211,8 +243,9 @@ impl Reader<'_> {
         }
         let mut out = Vec::new();
         for path in matched {
-            match self.files.read(&path) {
+            match self.stack.enter(self.files, &path) {
                 Ok(text) => out.extend(self.parse_file(&path, &text, depth + 1)),
+                Err(Refused::BudgetAgain) => {}
                 Err(err) => self.warnings.push(Warning::new(
                     directive.origin.clone(),
                     format!("include {}: {err}", path.display()),
@@ -507,7 +540,12 @@ fn server_endpoint(
                 listens.push(listen);
                 listen_texts.push(text);
             }
-            Ok(None) => {}
+            Ok(None) => parsed.warnings.push(Warning::new(
+                directive.origin.clone(),
+                format!(
+                    "`{text}` is a UNIX socket, which certdrift does not connect to; not probed"
+                ),
+            )),
             Err(message) => parsed
                 .warnings
                 .push(Warning::new(directive.origin.clone(), message)),
@@ -956,5 +994,135 @@ stream {
             parsed.endpoints[0].origin,
             Origin::at(Path::new("/etc/nginx/a.conf"), 1)
         );
+    }
+
+    #[test]
+    fn include_loops_are_read_once_per_file_with_one_warning_each() {
+        let server = |n: u32| {
+            format!(
+                "include /etc/nginx/loop*.conf;\nserver {{ listen 443 ssl; server_name s{n}; ssl_certificate /x/{n}.pem; }}\n"
+            )
+        };
+        let files = MemFiles::new()
+            .with(
+                "/etc/nginx/nginx.conf",
+                "events {}\nhttp {\n    include loop*.conf;\n}\n",
+            )
+            .with("/etc/nginx/loop1.conf", server(1))
+            .with("/etc/nginx/loop2.conf", server(2))
+            .with("/etc/nginx/loop3.conf", server(3));
+        let parsed = endpoints(&files);
+        let mut names: Vec<&str> = parsed
+            .endpoints
+            .iter()
+            .map(|e| e.names[0].as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["s1", "s2", "s3"]);
+        let loops: Vec<String> = parsed
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("include loop"))
+            .map(ToString::to_string)
+            .collect();
+        // Each file's include line meets each file on the stack: itself, at least.
+        assert!(loops.contains(&"/etc/nginx/loop1.conf:1: include /etc/nginx/loop1.conf: already being read (an include loop); not read again".to_owned()), "{loops:?}");
+        let unique: std::collections::HashSet<&String> = loops.iter().collect();
+        assert_eq!(unique.len(), loops.len(), "{loops:?}");
+    }
+
+    #[test]
+    fn a_server_file_including_its_own_glob_gives_one_site() {
+        let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n    include /etc/nginx/sites/*.conf;\n}\n\n# configuration file /etc/nginx/sites/a.conf:\nserver {\n    listen 443 ssl;\n    ssl_certificate /x.pem;\n}\ninclude /etc/nginx/sites/*.conf;\n";
+        let parsed = parse(&split_dump(dump), Path::new("/etc/nginx/nginx.conf"));
+        assert_eq!(parsed.endpoints.len(), 1, "{:?}", parsed.endpoints);
+        assert_eq!(parsed.warnings.len(), 1, "{:?}", parsed.warnings);
+        assert_eq!(
+            parsed.warnings[0].to_string(),
+            "/etc/nginx/sites/a.conf:5: include /etc/nginx/sites/a.conf: already being read (an include loop); not read again"
+        );
+    }
+
+    #[test]
+    fn a_config_over_the_size_cap_is_refused_by_name() {
+        let big = format!(
+            "http {{\n{}}}\n",
+            "#".repeat(files::MAX_FILE_BYTES as usize)
+        );
+        let files = MemFiles::new()
+            .with(
+                "/etc/nginx/nginx.conf",
+                "http { include big.conf; include ok.conf; }\n",
+            )
+            .with("/etc/nginx/big.conf", big)
+            .with(
+                "/etc/nginx/ok.conf",
+                "server { listen 443 ssl; ssl_certificate /x.pem; }\n",
+            );
+        let parsed = endpoints(&files);
+        assert_eq!(parsed.endpoints.len(), 1);
+        let message = parsed.warnings[0].to_string();
+        assert!(
+            message.starts_with("/etc/nginx/nginx.conf:1: include /etc/nginx/big.conf: ")
+                && message.contains("over the 8 MiB"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_file_name_with_a_newline_keeps_its_server_in_the_dump() {
+        let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n    include /etc/nginx/sites/*;\n}\n\n# configuration file /etc/nginx/sites/a\nb.conf:\nserver {\n    listen 443 ssl;\n    ssl_certificate /x.pem;\n}\n";
+        let parsed = parse(&split_dump(dump), Path::new("/etc/nginx/nginx.conf"));
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        assert_eq!(parsed.endpoints.len(), 1);
+        assert_eq!(
+            parsed.endpoints[0].origin,
+            Origin::at(Path::new("/etc/nginx/sites/a\nb.conf"), 1)
+        );
+    }
+
+    #[test]
+    fn a_unix_socket_listener_is_warned_about() {
+        let files = MemFiles::new().with(
+            "/etc/nginx/nginx.conf",
+            "http {\n server {\n  listen unix:/run/s.sock ssl;\n  ssl_certificate /x.pem;\n }\n}\n",
+        );
+        let parsed = endpoints(&files);
+        assert!(parsed.endpoints.is_empty());
+        let messages: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "/etc/nginx/nginx.conf:3: `listen unix:/run/s.sock ssl` is a UNIX socket, which certdrift does not connect to; not probed"
+            ]
+        );
+    }
+
+    #[test]
+    fn files_including_each_others_glob_stop_at_the_budget_with_one_warning() {
+        // Eight files, each including all eight: reading each once per chain would be
+        // about 8! * e files; the source's budget stops it.
+        let mut files = MemFiles::new().with(
+            "/etc/nginx/nginx.conf",
+            "http {\n    include /etc/nginx/m*.conf;\n}\n",
+        );
+        for n in 1..=8 {
+            files = files.with(
+                format!("/etc/nginx/m{n}.conf"),
+                format!("server {{ listen 443 ssl; server_name m{n}; ssl_certificate /x.pem; }}\ninclude /etc/nginx/m*.conf;\n"),
+            );
+        }
+        let parsed = endpoints(&files);
+        assert_eq!(parsed.endpoints.len(), 8);
+        assert_eq!(parsed.files_read, files::MAX_FILES_PER_SOURCE);
+        let budget = parsed
+            .warnings
+            .iter()
+            .filter(|w| {
+                w.message
+                    .contains("the most certdrift reads from one source")
+            })
+            .count();
+        assert_eq!(budget, 1, "{:?}", parsed.warnings);
     }
 }

@@ -83,7 +83,7 @@ pub fn endpoints(files: &dyn ConfigFiles, dir: &Path, params: &Params) -> Parsed
     parsed.files_read = 2;
     // Each distinct SNI map value is read (and its problems reported) once.
     let mut sni_maps: HashMap<String, Vec<SniEntry>> = HashMap::new();
-    for service in parse_master_cf(&text) {
+    for service in parse_master_cf(&text, &master_cf, &mut parsed.warnings) {
         if service.kind != "inet" || service.command != "smtpd" {
             continue;
         }
@@ -215,8 +215,9 @@ struct Service {
 
 /// Reads master.cf: an entry starts at a line's first column, lines that start with white
 /// space continue it, `#` lines are comments. `-o name=value` and `-o { name = value }`
-/// are the entry's overrides.
-fn parse_master_cf(text: &str) -> Vec<Service> {
+/// are the entry's overrides. An entry with fewer than the 8 fields of a service is a
+/// warning naming its line (file `path`).
+fn parse_master_cf(text: &str, path: &Path, warnings: &mut Vec<Warning>) -> Vec<Service> {
     let mut entries: Vec<(usize, String)> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
@@ -237,6 +238,14 @@ fn parse_master_cf(text: &str) -> Vec<Service> {
         .filter_map(|(line, entry)| {
             let words = master_words(&entry);
             if words.len() < 8 {
+                warnings.push(Warning::new(
+                    Origin::at(path, line),
+                    format!(
+                        "`{}` is not a master.cf service (it has {} of the 8 fields); ignored",
+                        entry.trim(),
+                        words.len()
+                    ),
+                ));
                 return None;
             }
             let mut overrides = HashMap::new();
@@ -576,7 +585,9 @@ pickup    unix  n       -       y       60      1       pickup
 
     #[test]
     fn reads_master_cf_entries_with_their_overrides() {
-        let services = parse_master_cf(MASTER);
+        let mut warnings = Vec::new();
+        let services = parse_master_cf(MASTER, Path::new("/etc/postfix/master.cf"), &mut warnings);
+        assert!(warnings.is_empty(), "{warnings:?}");
         let names: Vec<(&str, usize)> =
             services.iter().map(|s| (s.name.as_str(), s.line)).collect();
         assert_eq!(
@@ -798,5 +809,20 @@ pickup    unix  n       -       y       60      1       pickup
         let output = parse_postconf("myhostname = mx.example.org\nsmtpd_tls_cert_file =\n");
         assert_eq!(output["smtpd_tls_cert_file"], "");
         assert_eq!(output["myhostname"], "mx.example.org");
+    }
+
+    #[test]
+    fn a_garbage_master_cf_line_is_warned_about_with_its_line() {
+        let mut warnings = Vec::new();
+        let text = "smtp inet n - y - - smtpd\nthis is garbage\n";
+        let services = parse_master_cf(text, Path::new("/etc/postfix/master.cf"), &mut warnings);
+        assert_eq!(services.len(), 1);
+        let messages: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "/etc/postfix/master.cf:2: `this is garbage` is not a master.cf service (it has 3 of the 8 fields); ignored"
+            ]
+        );
     }
 }

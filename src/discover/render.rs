@@ -53,7 +53,12 @@ pub fn render(discovery: &Discovery) -> String {
 }
 
 fn render_site(out: &mut String, site: &DiscoveredSite, discovery: &Discovery) {
-    let _ = writeln!(out, "# from {}: {}", site.origin, one_line(&site.what));
+    let _ = writeln!(
+        out,
+        "# from {}: {}",
+        one_line(&site.origin.to_string()),
+        one_line(&site.what)
+    );
     if let Some(name) = &site.lineage {
         let conf = discovery
             .lineages

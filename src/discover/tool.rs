@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::discover::files::MAX_FILE_BYTES;
+
 /// How long a config tool may run. `nginx -T` on a large config takes well under a second.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -61,14 +63,20 @@ pub fn run(program: &str, args: &[&OsStr]) -> Result<String, ToolError> {
     // other would otherwise block for ever.
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
+    // Each is read up to one byte past the cap: a larger output is refused, and the tool
+    // stops on a closed pipe instead of filling memory.
     let out = std::thread::spawn(move || {
         let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
+        let _ = (&mut stdout)
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes);
         bytes
     });
     let err = std::thread::spawn(move || {
         let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
+        let _ = (&mut stderr)
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes);
         bytes
     });
     let deadline = Instant::now() + TOOL_TIMEOUT;
@@ -83,7 +91,14 @@ pub fn run(program: &str, args: &[&OsStr]) -> Result<String, ToolError> {
             }
         }
     };
-    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let stdout = out.join().unwrap_or_default();
+    if stdout.len() as u64 > MAX_FILE_BYTES {
+        return Err(ToolError::Failed(format!(
+            "{program} printed more than the {} MiB certdrift reads from a config tool",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
     let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
     match status {
         Some(status) if status.success() => Ok(stdout),
@@ -137,5 +152,18 @@ mod tests {
         };
         assert!(message.ends_with("one / two"), "{message}");
         assert!(message.contains("exit status: 3"), "{message}");
+    }
+
+    #[test]
+    fn output_over_the_size_cap_is_refused() {
+        let script = format!("head -c {} /dev/zero | tr '\\0' '#'", MAX_FILE_BYTES + 10);
+        let Err(ToolError::Failed(message)) = run("sh", &[OsStr::new("-c"), OsStr::new(&script)])
+        else {
+            panic!("the output is over the cap");
+        };
+        assert_eq!(
+            message,
+            "sh printed more than the 8 MiB certdrift reads from a config tool"
+        );
     }
 }

@@ -968,3 +968,73 @@ async fn unreadable_and_unparsable_configs_are_reported_and_other_sources_still_
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn include_loops_through_globs_finish_with_one_site_per_block() {
+    // The attack: every file of a glob includes the glob again. Depth alone let that grow
+    // as 3^16; the include stack reads each path once per chain, and each block is one site.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let loops = root.join("nginx");
+    std::fs::create_dir(&loops).unwrap();
+    let glob = format!("{}/loop*.conf", loops.display());
+    std::fs::write(
+        loops.join("nginx.conf"),
+        format!("events {{}}\nevents {{}}\nhttp {{\n    include {glob};\n}}\n"),
+    )
+    .unwrap();
+    for n in 1..=3 {
+        std::fs::write(
+            loops.join(format!("loop{n}.conf")),
+            format!("include {glob};\nserver {{ listen 127.0.0.1:{n}443 ssl; server_name n{n}.loop.test; ssl_certificate {root}/n{n}.pem; }}\n", root = root.display()),
+        )
+        .unwrap();
+    }
+    let sites = root.join("apache/sites");
+    std::fs::create_dir_all(&sites).unwrap();
+    std::fs::write(
+        root.join("apache/apache2.conf"),
+        "IncludeOptional sites/*.conf\n",
+    )
+    .unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(
+            sites.join(format!("{name}.conf")),
+            format!("<VirtualHost 127.0.0.1:443>\n    ServerName {name}.loop.test\n    SSLEngine on\n    SSLCertificateFile {}/{name}.pem\n</VirtualHost>\nInclude sites/*.conf\n", root.display()),
+        )
+        .unwrap();
+    }
+    let run = certdrift(&[
+        "discover",
+        "--nginx-conf",
+        text(&loops.join("nginx.conf")),
+        "--apache-conf",
+        text(&root.join("apache/apache2.conf")),
+        "--sources",
+        "nginx,apache",
+    ])
+    .await;
+    let config = Config::from_toml(&run.stdout, "discovered", root)
+        .unwrap_or_else(|err| panic!("{err}\n{}\n{}", run.stdout, run.stderr));
+    let mut names: Vec<&str> = config.sites.iter().map(|site| site.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "apache-a.loop.test-443",
+            "apache-b.loop.test-443",
+            "apache-c.loop.test-443",
+            "nginx-n1.loop.test-1443",
+            "nginx-n2.loop.test-2443",
+            "nginx-n3.loop.test-3443",
+        ],
+        "{}",
+        run.stderr
+    );
+    let self_loop = format!(
+        "{}:6: Include {}: already being read (an include loop); not read again",
+        sites.join("a.conf").display(),
+        sites.join("a.conf").display()
+    );
+    assert_eq!(run.stderr.matches(&self_loop).count(), 1, "{}", run.stderr);
+}
