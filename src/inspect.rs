@@ -534,6 +534,9 @@ fn address_report(
             .parse::<SocketAddr>()
             .ok()
             .and_then(serving::local_listener)
+            // The demo's server runs inside certdrift itself: "reload certdrift" would be
+            // no help to anyone.
+            .filter(|listener| u32::try_from(listener.pid).ok() != Some(std::process::id()))
             .and_then(|listener| listener.hint(*changed_at)),
         _ => None,
     };

@@ -8,6 +8,8 @@ use crate::util::{certdrift, free_port, spawn_serve};
 async fn demo_walks_through_the_four_states_with_nothing_configured() {
     let run = certdrift(&["demo"]).await;
     assert_eq!(run.status, 0, "{run:?}");
+    // The demo's TLS server is certdrift's own process: no hint to reload certdrift.
+    assert!(!run.stdout.contains("who serves it"), "{}", run.stdout);
     let verdict_rows: Vec<&str> = run
         .stdout
         .lines()
