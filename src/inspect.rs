@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::cert::{CertSummary, Fingerprint};
@@ -25,7 +24,9 @@ use crate::config::{CertFiles, Site};
 use crate::disk::{self, DiskCert, DiskError};
 use crate::finding::{self, Finding, FindingKind};
 use crate::key::{self, KeyCheck};
-use crate::probe::{KeyType, ProbeError, Prober, Served, Target, Timeouts, Verification};
+use crate::probe::{
+    KeyType, ProbeError, ProbeLimits, Prober, Served, Target, Timeouts, Verification,
+};
 use crate::verdict::{self, Verdict};
 
 /// Everything learned about one site in one pass.
@@ -176,24 +177,19 @@ pub struct ErrorReport {
     pub message: String,
 }
 
-/// Reads `site`'s files and probes every address of its host, each handshake holding a
-/// permit of `permits` and bounded by `timeouts`.
+/// Reads `site`'s files and probes every address of its host, within `limits` and each
+/// probe bounded by `timeouts`.
 pub async fn inspect_site(
     prober: &Prober,
     site: &Site,
     timeouts: &Timeouts,
-    permits: &Semaphore,
+    limits: &ProbeLimits,
 ) -> SiteReport {
     let disks: Vec<DiskState> = site.certs.iter().map(read_disk).collect();
 
     let started = Instant::now();
     let resolved = if site.connect_to.is_empty() {
-        // A permit for the lookup too: getaddrinfo runs on the blocking pool, and thousands
-        // at once would queue there instead of here.
-        let _permit = permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _permit = limits.handshake().await;
         prober
             .resolve(
                 &site.host,
@@ -250,7 +246,7 @@ pub async fn inspect_site(
                 (
                     address,
                     lane,
-                    observe(prober, &target, site.handshakes, timeouts, permits).await,
+                    observe(prober, &target, site.handshakes, timeouts, limits).await,
                 )
             })
     });
@@ -288,7 +284,7 @@ async fn observe(
     target: &Target<'_>,
     handshakes: u32,
     timeouts: &Timeouts,
-    permits: &Semaphore,
+    limits: &ProbeLimits,
 ) -> Observed {
     let started = Instant::now();
     let mut observed = Observed {
@@ -297,14 +293,7 @@ async fn observe(
         took: Duration::ZERO,
     };
     for _ in 0..handshakes {
-        let result = {
-            let _permit = permits
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            prober.probe(target, timeouts).await
-        };
-        match result {
+        match prober.probe(target, timeouts, limits).await {
             Ok(served) => {
                 let fingerprint = served.leaf().fingerprint_sha256;
                 match observed

@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -23,7 +23,7 @@ use crate::alert::AlertEngine;
 use crate::config::{Config, Site};
 use crate::inspect::{self, SiteReport};
 use crate::metrics::Metrics;
-use crate::probe::Prober;
+use crate::probe::{ProbeLimits, Prober};
 use crate::report;
 use crate::state::Store;
 use crate::status_page;
@@ -197,8 +197,12 @@ fn current_reports(store: &Store) -> Vec<SiteReport> {
     })
 }
 
-/// Probes every site once per `interval`, site `i` of `n` first at `i * interval / n`.
-async fn schedule(
+/// Probes every site of `config` once per `interval`, site `i` of `n` first at
+/// `i * interval / n`, recording each report in `store` and showing it to `alerts`, until
+/// `stop` turns true.
+///
+/// This is `serve`'s scheduler; the fleet benchmark (`benches/fleet.rs`) drives it directly.
+pub async fn schedule(
     config: Arc<Config>,
     prober: Arc<Prober>,
     store: Arc<Store>,
@@ -206,7 +210,7 @@ async fn schedule(
     recheck: Arc<Notify>,
     stop: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let limits = Arc::new(ProbeLimits::new(config.concurrency));
     let count = config.sites.len().max(1) as u32;
     let start = Instant::now();
     let tasks: Vec<_> = (0..config.sites.len())
@@ -219,7 +223,7 @@ async fn schedule(
                 prober.clone(),
                 store.clone(),
                 alerts.clone(),
-                permits.clone(),
+                limits.clone(),
                 recheck.clone(),
                 stop.clone(),
             ))
@@ -238,7 +242,7 @@ async fn site_loop(
     prober: Arc<Prober>,
     store: Arc<Store>,
     alerts: Arc<AlertEngine>,
-    permits: Arc<Semaphore>,
+    limits: Arc<ProbeLimits>,
     recheck: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -252,7 +256,7 @@ async fn site_loop(
         }
 
         let report = tokio::select! {
-            report = inspect::inspect_site(&prober, site, &config.timeouts, &permits) => report,
+            report = inspect::inspect_site(&prober, site, &config.timeouts, &limits) => report,
             _ = stop.changed() => return,
         };
         log_report(&report);
