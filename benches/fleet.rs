@@ -44,6 +44,8 @@ use tokio_rustls::TlsConnector;
 
 /// Which part this process plays; unset for the coordinator.
 const ROLE: &str = "CERTDRIFT_FLEET_ROLE";
+/// `scale` makes the coordinator run the scale child only, to iterate on it.
+const ONLY: &str = "CERTDRIFT_FLEET_ONLY";
 /// The directory with the certificate files, shared by every role.
 const DIR: &str = "CERTDRIFT_FLEET_DIR";
 /// `endpoints`: how many port pairs (127.0.0.1:P and [::1]:P) to serve.
@@ -63,10 +65,16 @@ const ADDRESSES: [&str; 2] = ["127.0.0.1", "::1"];
 
 fn main() -> ExitCode {
     let role = std::env::var(ROLE).unwrap_or_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    // certdrift runs on the runtime `serve` runs on; everything else, the reference loop
+    // included, on tokio's default one, as a bare client would.
+    let runtime = if role == "scale" {
+        serve::runtime()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("a tokio runtime");
     let result = match role.as_str() {
         "endpoints" => runtime.block_on(endpoints_role()),
         "scale" => runtime.block_on(scale_role()),
@@ -182,6 +190,11 @@ async fn coordinate(plan: Plan) -> anyhow::Result<()> {
         endpoints.pid, endpoints.good, endpoints.blackhole
     );
 
+    if std::env::var(ONLY).is_ok_and(|only| only == "scale") {
+        let scale = run_scale_child(&plan, dir.path(), &endpoints).await?;
+        println!("{scale:#?}");
+        return Ok(());
+    }
     let rate = plan.paced_rate();
     let paced_config = cpu_config(&plan, &endpoints.good, &files, plan.paced_interval)?;
     let certdrift_paced = run_certdrift(paced_config.clone(), plan.measure).await?;
@@ -477,10 +490,17 @@ fn fleet_toml(
     text
 }
 
-/// Runs `serve`'s scheduler over `config`: one sweep to warm up, then `measure` long,
-/// counting the probes and the process's CPU time in between; then renders `/metrics` and
-/// the status page.
+/// Runs `serve`'s scheduler over `config` on `serve`'s runtime: one sweep to warm up, then
+/// `measure` long, counting the probes and the process's CPU time in between; then renders
+/// `/metrics` and the status page.
 async fn run_certdrift(config: Config, measure: Duration) -> anyhow::Result<Figures> {
+    tokio::task::spawn_blocking(move || {
+        serve::runtime()?.block_on(measure_certdrift(config, measure))
+    })
+    .await?
+}
+
+async fn measure_certdrift(config: Config, measure: Duration) -> anyhow::Result<Figures> {
     let run = Scheduler::start(config)?;
     anyhow::ensure!(
         run.first_sweep().await.is_some(),

@@ -110,9 +110,10 @@ impl AddressReport {
 /// The served side of a report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServedReport {
-    /// The leaf's summary.
+    /// The leaf's summary; the same one as the disk's when the server serves the file's
+    /// certificate, so an address in sync costs no second copy.
     #[serde(flatten)]
-    pub leaf: CertSummary,
+    pub leaf: Arc<CertSummary>,
     /// How many certificates the server presented, leaf included.
     pub chain_length: usize,
     /// The presented certificates after the leaf, in order.
@@ -230,6 +231,16 @@ pub async fn inspect_site(
     };
 
     let server_name = site.server_name();
+    // What each file holds, so that a server presenting the same certificates costs no
+    // second parse of them.
+    let known: Vec<Vec<&CertSummary>> = disks
+        .iter()
+        .map(|disk| match &disk.result {
+            Ok(cert) => std::iter::once(&*cert.leaf).chain(&cert.chain).collect(),
+            Err(_) => Vec::new(),
+        })
+        .collect();
+    let known = &known;
     let probes = addresses.iter().flat_map(|&address| {
         let server_name = &server_name;
         site.certs
@@ -242,6 +253,7 @@ pub async fn inspect_site(
                     protocol: site.protocol,
                     key_type: files.key_type,
                     ca_file: site.ca_file.as_deref(),
+                    known: &known[lane],
                 };
                 (
                     address,
@@ -464,7 +476,7 @@ fn address_report(
         reason: assessment.reason,
         advice: assessment.verdict.advice(),
         findings,
-        served: majority.map(served_report),
+        served: majority.map(|served| served_report(served, disk)),
         served_leaves,
         handshakes,
         handshakes_failed: observed.failures.len() as u32,
@@ -484,9 +496,15 @@ fn address_report(
     }
 }
 
-fn served_report(served: &Served) -> ServedReport {
+fn served_report(served: &Served, disk: &DiskState) -> ServedReport {
+    let leaf = match &disk.result {
+        Ok(cert) if cert.leaf.fingerprint_sha256 == served.leaf().fingerprint_sha256 => {
+            cert.leaf.clone()
+        }
+        _ => Arc::new(served.leaf().clone()),
+    };
     ServedReport {
-        leaf: served.leaf().clone(),
+        leaf,
         chain_length: served.chain.len(),
         chain: served
             .chain

@@ -45,7 +45,7 @@ fn row(verdict: Verdict, served: Option<CertSummary>) -> AddressReport {
         advice: verdict.advice(),
         findings: Vec::new(),
         served: served.map(|leaf| ServedReport {
-            leaf,
+            leaf: leaf.into(),
             chain_length: 2,
             chain: Vec::new(),
             verification: Verification::Trusted,

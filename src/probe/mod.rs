@@ -36,7 +36,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsConnector;
 
-use crate::cert::CertSummary;
+use crate::cert::{CertSummary, Fingerprint};
 pub use starttls::Protocol;
 pub use verify::{ChainVerifier, Verification};
 
@@ -248,6 +248,10 @@ pub struct Target<'a> {
     pub key_type: Option<KeyType>,
     /// Trust anchors instead of the system store.
     pub ca_file: Option<&'a Path>,
+    /// Certificates already parsed (the site's file and its chain): a presented certificate
+    /// with the same fingerprint is taken from here instead of being parsed again, which is
+    /// the common case of a server in sync. Empty when nothing is known.
+    pub known: &'a [&'a CertSummary],
 }
 
 /// Which addresses of a host to probe.
@@ -543,6 +547,14 @@ impl Prober {
             .iter()
             .enumerate()
             .map(|(index, der)| {
+                let fingerprint = Fingerprint::of(der);
+                if let Some(known) = target
+                    .known
+                    .iter()
+                    .find(|cert| cert.fingerprint_sha256 == fingerprint)
+                {
+                    return Ok(CertSummary::clone(known));
+                }
                 CertSummary::from_der(der).map_err(|err| ProbeError::BadCertificate {
                     index,
                     detail: err.0,
