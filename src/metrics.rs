@@ -81,6 +81,7 @@ impl Metrics {
         families.sort_by_key(|(name, _)| *name);
 
         self.store.read(|sites| {
+            let labels = RowLabels::new(sites);
             // More than the about 3 KiB a site with two addresses takes, so the text never
             // grows by copying; pages never written are never resident.
             let mut out = String::with_capacity(4096 + sites.len() * 4 * 1024);
@@ -91,7 +92,7 @@ impl Metrics {
                     Some(family) => TextEncoder::new()
                         .encode_utf8(std::slice::from_ref(family), &mut out)
                         .expect("a registered family encodes"),
-                    None => write_store_family(&mut out, name, sites),
+                    None => write_store_family(&mut out, name, sites, &labels),
                 }
             }
             out
@@ -202,9 +203,64 @@ const SERVED_VERIFIED: &str = "certdrift_served_cert_verified";
 const DISK_READ_SUCCESS: &str = "certdrift_disk_read_success";
 const FINDING: &str = "certdrift_finding";
 
+/// The escaped labels every sample of a row starts with, computed once per scrape rather
+/// than once per family: `site="...",file="..."` for each file, `site="...",address="..."`
+/// (and `key_type`) for each address, in store order.
+struct RowLabels {
+    files: Vec<String>,
+    addresses: Vec<String>,
+}
+
+impl RowLabels {
+    fn new(sites: &[SiteEntry]) -> Self {
+        let mut labels = Self {
+            files: Vec::new(),
+            addresses: Vec::new(),
+        };
+        for entry in sites {
+            let Some(report) = &entry.report else {
+                continue;
+            };
+            let site = entry.name.as_str();
+            for disk in &report.disks {
+                let file = disk.file.to_string_lossy();
+                labels
+                    .files
+                    .push(label_text(&[("site", site), ("file", &file)]));
+            }
+            for row in &report.addresses {
+                // Dual-certificate sites carry `key_type`; others leave it out, which PromQL
+                // treats as an empty value.
+                let mut text = label_text(&[("site", site), ("address", &row.address)]);
+                if let Some(key_type) = row.key_type {
+                    text.push(',');
+                    text.push_str(&label_text(&[("key_type", key_type)]));
+                }
+                labels.addresses.push(text);
+            }
+        }
+        labels
+    }
+}
+
+/// `name="value",...`, values escaped.
+fn label_text(labels: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    for (index, (name, value)) in labels.iter().enumerate() {
+        if index > 0 {
+            text.push(',');
+        }
+        text.push_str(name);
+        text.push_str("=\"");
+        escape_into(&mut text, value, true);
+        text.push('"');
+    }
+    text
+}
+
 /// Writes family `name` (one of [`FAMILIES`]): its `# HELP` and `# TYPE` lines and every
 /// site's samples; nothing at all when no site has one.
-fn write_store_family(out: &mut String, name: &str, sites: &[SiteEntry]) {
+fn write_store_family(out: &mut String, name: &str, sites: &[SiteEntry], labels: &RowLabels) {
     let help = FAMILIES
         .iter()
         .find(|(family, _, _)| *family == name)
@@ -220,9 +276,11 @@ fn write_store_family(out: &mut String, name: &str, sites: &[SiteEntry]) {
     let header_end = out.len();
 
     let mut samples = Samples { out, name };
+    let mut files = labels.files.iter();
+    let mut addresses = labels.addresses.iter();
     for entry in sites {
         if let Some(report) = &entry.report {
-            site_samples(&mut samples, entry, report);
+            site_samples(&mut samples, entry, report, &mut files, &mut addresses);
         }
     }
     if out.len() == header_end {
@@ -230,62 +288,49 @@ fn write_store_family(out: &mut String, name: &str, sites: &[SiteEntry]) {
     }
 }
 
-/// The samples of one site in the family `samples` writes.
-fn site_samples(samples: &mut Samples<'_>, entry: &SiteEntry, report: &SiteReport) {
-    let site = entry.name.as_str();
+/// The samples of one site in the family `samples` writes; `files` and `addresses` yield the
+/// labels of its rows ([`RowLabels`]) in order.
+fn site_samples<'a>(
+    samples: &mut Samples<'_>,
+    entry: &SiteEntry,
+    report: &SiteReport,
+    files: &mut impl Iterator<Item = &'a String>,
+    addresses: &mut impl Iterator<Item = &'a String>,
+) {
     let name = samples.name;
-    if matches!(
-        name,
-        DISK_READ_SUCCESS | DISK_NOT_AFTER | DISK_NOT_BEFORE | DISK_INFO
-    ) {
-        for disk in &report.disks {
-            let file = disk.file.to_string_lossy();
-            let at = [("site", site), ("file", &*file)];
-            match &disk.result {
-                Ok(cert) if name == DISK_READ_SUCCESS => samples.write(&at, None, 1.0),
-                Ok(cert) => cert_sample(samples, DISK_NOT_AFTER, DISK_NOT_BEFORE, &at, &cert.leaf),
-                Err(_) if name == DISK_READ_SUCCESS => samples.write(&at, None, 0.0),
-                Err(_) => {}
-            }
+    for (disk, at) in report.disks.iter().zip(files) {
+        match &disk.result {
+            Ok(_) if name == DISK_READ_SUCCESS => samples.write(at, &[], 1.0),
+            Ok(cert) => cert_sample(
+                samples,
+                DISK_NOT_AFTER,
+                DISK_NOT_BEFORE,
+                DISK_INFO,
+                at,
+                &cert.leaf,
+            ),
+            Err(_) if name == DISK_READ_SUCCESS => samples.write(at, &[], 0.0),
+            Err(_) => {}
         }
-        return;
     }
 
-    for row in &report.addresses {
-        // Dual-certificate sites carry `key_type`; others leave it out, which PromQL treats
-        // as an empty value.
-        let with_key_type;
-        let without_key_type;
-        let at: &[(&str, &str)] = match row.key_type {
-            Some(key_type) => {
-                with_key_type = [
-                    ("site", site),
-                    ("address", row.address.as_str()),
-                    ("key_type", key_type),
-                ];
-                &with_key_type
-            }
-            None => {
-                without_key_type = [("site", site), ("address", row.address.as_str())];
-                &without_key_type
-            }
-        };
+    for (row, at) in report.addresses.iter().zip(addresses) {
         let served = row.served.as_ref();
         match name {
             VERDICT => {
                 for verdict in Verdict::ALL {
                     let value = if verdict == row.verdict { 1.0 } else { 0.0 };
-                    samples.write(at, Some(("verdict", verdict.as_str())), value);
+                    samples.write(at, &[("verdict", verdict.as_str())], value);
                 }
             }
             FINDING => {
                 for finding in &row.findings {
-                    samples.write(at, Some(("finding", finding.kind.as_str())), 1.0);
+                    samples.write(at, &[("finding", finding.kind.as_str())], 1.0);
                 }
             }
-            PROBE_SUCCESS => samples.write(at, None, if served.is_some() { 1.0 } else { 0.0 }),
-            PROBE_DURATION => samples.write(at, None, row.duration_seconds),
-            LAST_PROBE => samples.write(at, None, row.checked_at.unix_timestamp() as f64),
+            PROBE_SUCCESS => samples.write(at, &[], if served.is_some() { 1.0 } else { 0.0 }),
+            PROBE_DURATION => samples.write(at, &[], row.duration_seconds),
+            LAST_PROBE => samples.write(at, &[], row.checked_at.unix_timestamp() as f64),
             SERVED_VERIFIED => {
                 if let Some(served) = served {
                     let verified = if served.verification.is_trusted() {
@@ -293,7 +338,7 @@ fn site_samples(samples: &mut Samples<'_>, entry: &SiteEntry, report: &SiteRepor
                     } else {
                         0.0
                     };
-                    samples.write(at, None, verified);
+                    samples.write(at, &[], verified);
                 }
             }
             SERVED_NOT_AFTER | SERVED_NOT_BEFORE | SERVED_INFO => {
@@ -302,6 +347,7 @@ fn site_samples(samples: &mut Samples<'_>, entry: &SiteEntry, report: &SiteRepor
                         samples,
                         SERVED_NOT_AFTER,
                         SERVED_NOT_BEFORE,
+                        SERVED_INFO,
                         at,
                         &served.leaf,
                     );
@@ -312,7 +358,7 @@ fn site_samples(samples: &mut Samples<'_>, entry: &SiteEntry, report: &SiteRepor
                     continue;
                 }
                 if let Some((_, since)) = entry.drift_since.get(&row.row_id()) {
-                    samples.write(at, None, since.unix_timestamp() as f64);
+                    samples.write(at, &[], since.unix_timestamp() as f64);
                 }
             }
             _ => {}
@@ -320,32 +366,29 @@ fn site_samples(samples: &mut Samples<'_>, entry: &SiteEntry, report: &SiteRepor
     }
 }
 
-/// The sample of `cert` in the family `samples` writes: its expiry (`not_after`), its start
-/// (`not_before`) or, for any other family, its identity series, labelled with `at` (site and
-/// file, or site and address).
+/// The sample of `cert` in the family `samples` writes, if it is one of `cert`'s: its expiry
+/// (`not_after`), its start (`not_before`) or its identity series (`info`), labelled `at`.
 fn cert_sample(
     samples: &mut Samples<'_>,
     not_after: &str,
     not_before: &str,
-    at: &[(&str, &str)],
+    info: &str,
+    at: &str,
     cert: &CertSummary,
 ) {
     if samples.name == not_after {
-        samples.write(at, None, cert.not_after.unix_timestamp() as f64);
+        samples.write(at, &[], cert.not_after.unix_timestamp() as f64);
     } else if samples.name == not_before {
-        samples.write(at, None, cert.not_before.unix_timestamp() as f64);
-    } else {
+        samples.write(at, &[], cert.not_before.unix_timestamp() as f64);
+    } else if samples.name == info {
         let fingerprint = cert.fingerprint_sha256.to_string();
-        let mut labels = [("", ""); 7];
-        labels[..at.len()].copy_from_slice(at);
         let identity = [
             ("serial", cert.serial.as_str()),
             ("fingerprint_sha256", fingerprint.as_str()),
             ("subject", cert.subject.as_str()),
             ("issuer", cert.issuer.as_str()),
         ];
-        labels[at.len()..at.len() + identity.len()].copy_from_slice(&identity);
-        samples.write(&labels[..at.len() + identity.len()], None, 1.0);
+        samples.write(at, &identity, 1.0);
     }
 }
 
@@ -356,23 +399,20 @@ struct Samples<'a> {
 }
 
 impl Samples<'_> {
-    /// One sample labelled `labels` and then `extra`.
-    fn write(&mut self, labels: &[(&str, &str)], extra: Option<(&str, &str)>, value: f64) {
+    /// One sample labelled `at` (already escaped, see [`RowLabels`]) and then `extra`.
+    fn write(&mut self, at: &str, extra: &[(&str, &str)], value: f64) {
         let out = &mut *self.out;
         out.push_str(self.name);
-        let mut separator = '{';
-        for (label, text) in labels.iter().chain(extra.as_ref()) {
-            out.push(separator);
+        out.push('{');
+        out.push_str(at);
+        for (label, text) in extra {
+            out.push(',');
             out.push_str(label);
             out.push_str("=\"");
             escape_into(out, text, true);
             out.push('"');
-            separator = ',';
         }
-        if separator == ',' {
-            out.push('}');
-        }
-        out.push(' ');
+        out.push_str("} ");
         // Whole numbers (0, 1, Unix times) print as the prometheus encoder prints them, with
         // integer formatting, which is much faster than float formatting; most samples are
         // a 0 or a 1.

@@ -81,7 +81,7 @@ impl AppState {
 /// A monitor's work is small bursts spread over time, and one worker handles several thousand
 /// probes a second, many times what a fleet of 10,000 sites needs. A second worker buys no
 /// throughput but costs CPU on every probe: at a paced rate each I/O event wakes a parked
-/// thread, and the fleet benchmark (BENCHMARKS.md) measured one worker ~20% cheaper per probe
+/// thread, and the fleet benchmark (BENCHMARKS.md) measured one worker 15-20% cheaper per probe
 /// than two. The long renders (`/metrics`, the status page) run on the blocking pool so they
 /// never hold up probes.
 ///
