@@ -112,6 +112,8 @@ struct Plan {
     paced_interval: Duration,
     /// How long each CPU run is measured, after a first sweep to warm up.
     measure: Duration,
+    /// How many alternating rounds of the paced certdrift and reference runs.
+    rounds: usize,
     /// How long the flat-out runs are measured.
     flat_measure: Duration,
     /// The scale run: sites, interval, timeout.
@@ -126,7 +128,8 @@ impl Plan {
         ports: 4,
         sites: 200,
         paced_interval: Duration::from_secs(2),
-        measure: Duration::from_secs(12),
+        measure: Duration::from_secs(8),
+        rounds: 3,
         flat_measure: Duration::from_secs(6),
         scale_sites: 10_000,
         scale_interval: Duration::from_secs(60),
@@ -139,6 +142,7 @@ impl Plan {
         sites: 4,
         paced_interval: Duration::from_millis(500),
         measure: Duration::from_millis(600),
+        rounds: 1,
         flat_measure: Duration::from_millis(300),
         scale_sites: 20,
         scale_interval: Duration::from_secs(1),
@@ -197,15 +201,30 @@ async fn coordinate(plan: Plan) -> anyhow::Result<()> {
     }
     let rate = plan.paced_rate();
     let paced_config = cpu_config(&plan, &endpoints.good, &files, plan.paced_interval)?;
-    let certdrift_paced = run_certdrift(paced_config.clone(), plan.measure).await?;
+    let targets = reference_targets(&plan, &endpoints.good);
+    let reference = Arc::new(reference_config(&files.root)?);
+
+    // The paced runs, whose ratio is the main target, alternate in rounds so that a burst of
+    // load from elsewhere on the machine hits both sides; each side's median round counts.
+    let mut certdrift_rounds = Vec::new();
+    let mut reference_rounds = Vec::new();
+    for _ in 0..plan.rounds {
+        certdrift_rounds.push(run_certdrift(paced_config.clone(), plan.measure).await?);
+        reference_rounds.push(
+            run_reference(targets.clone(), reference.clone(), Some(rate), plan.measure).await?,
+        );
+    }
+    println!(
+        "paced rounds, CPU-µs per probe: certdrift {}; reference {}\n",
+        per_probe_list(&certdrift_rounds),
+        per_probe_list(&reference_rounds)
+    );
+    let certdrift_paced = median(certdrift_rounds);
+    let reference_paced = median(reference_rounds);
+
     let mut flat_config = paced_config;
     flat_config.interval = Duration::ZERO;
     let certdrift_flat = run_certdrift(flat_config, plan.flat_measure).await?;
-
-    let targets = reference_targets(&plan, &endpoints.good);
-    let reference = Arc::new(reference_config(&files.root)?);
-    let reference_paced =
-        run_reference(targets.clone(), reference.clone(), Some(rate), plan.measure).await?;
     let reference_flat = run_reference(targets.clone(), reference, None, plan.flat_measure).await?;
 
     let exporter = Blackbox::start(dir.path(), &files.root).await?;
@@ -221,7 +240,7 @@ async fn coordinate(plan: Plan) -> anyhow::Result<()> {
     );
     let rows = [
         (
-            format!("certdrift, paced {rate:.0}/s, verify on"),
+            format!("certdrift, paced {rate:.0}/s, verify on (median)"),
             &certdrift_paced,
         ),
         (
@@ -229,7 +248,7 @@ async fn coordinate(plan: Plan) -> anyhow::Result<()> {
             &certdrift_flat,
         ),
         (
-            format!("tokio-rustls default + webpki, paced {rate:.0}/s"),
+            format!("tokio-rustls default+webpki, {rate:.0}/s (median)"),
             &reference_paced,
         ),
         (
@@ -367,6 +386,20 @@ async fn coordinate(plan: Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The round with the median CPU per probe.
+fn median(mut rounds: Vec<Figures>) -> Figures {
+    rounds.sort_by(|a, b| a.cpu_us_per_probe().total_cmp(&b.cpu_us_per_probe()));
+    rounds.swap_remove(rounds.len() / 2)
+}
+
+fn per_probe_list(rounds: &[Figures]) -> String {
+    let list: Vec<String> = rounds
+        .iter()
+        .map(|round| format!("{:.0}", round.cpu_us_per_probe()))
+        .collect();
+    list.join(", ")
+}
+
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
@@ -417,9 +450,10 @@ fn print_machine(plan: &Plan) {
         kernel.trim()
     );
     println!(
-        "CPU runs: {} sites x 2 addresses, one handshake per probe, paced at {:.0} probes/s for {} s, flat out for {} s\n",
+        "CPU runs: {} sites x 2 addresses, one handshake per probe, paced at {:.0} probes/s for {} rounds of {} s, flat out for {} s\n",
         plan.sites,
         plan.paced_rate(),
+        plan.rounds,
         plan.measure.as_secs_f64(),
         plan.flat_measure.as_secs_f64()
     );
