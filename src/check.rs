@@ -2,13 +2,10 @@
 //! Nagios-style callers.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-
-use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::inspect::{self, SiteReport};
-use crate::probe::Prober;
+use crate::probe::{ProbeLimits, Prober};
 
 /// What a whole run found, as the process exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -48,13 +45,13 @@ impl From<Outcome> for ExitCode {
     }
 }
 
-/// Inspects every site of `config` once, at most `config.concurrency` probes at a time, and
+/// Inspects every site of `config` once, at most `config.concurrency` handshakes at a time, and
 /// returns the reports in config order.
 pub async fn run(config: &Config, prober: &Prober) -> Vec<SiteReport> {
-    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let limits = ProbeLimits::new(config.concurrency);
     let inspections = config
         .sites
         .iter()
-        .map(|site| inspect::inspect_site(prober, site, &config.timeouts, &permits));
+        .map(|site| inspect::inspect_site(prober, site, &config.timeouts, &limits));
     futures_util::future::join_all(inspections).await
 }

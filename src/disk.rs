@@ -204,10 +204,14 @@ pub fn load(path: &Path) -> Result<DiskCert, DiskError> {
         .next()
         .map(Arc::new)
         .expect("at least one certificate, checked above");
+    // `serve` keeps this for every site until the next probe: collected in place, the chain
+    // would keep the spare capacity of the vector it came from, four entries for one.
+    let mut chain: Vec<CertSummary> = certs.collect();
+    chain.shrink_to_fit();
     Ok(DiskCert {
         path: path.to_owned(),
         leaf,
-        chain: certs.collect(),
+        chain,
         chain_file: None,
         notes,
     })

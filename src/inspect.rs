@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::cert::{CertSummary, Fingerprint};
@@ -26,7 +25,9 @@ use crate::disk::{self, DiskCert, DiskError};
 use crate::finding::{self, Finding, FindingKind};
 use crate::key::{self, KeyCheck};
 use crate::lineage::{self, Inspection, LineageMatch};
-use crate::probe::{KeyType, ProbeError, Prober, Served, Target, Timeouts, Verification};
+use crate::probe::{
+    KeyType, ProbeError, ProbeLimits, Prober, Served, Target, Timeouts, Verification,
+};
 use crate::verdict::{self, Verdict};
 use crate::{serving, watch};
 
@@ -128,9 +129,10 @@ impl AddressReport {
 /// The served side of a report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServedReport {
-    /// The leaf's summary.
+    /// The leaf's summary; the same one as the disk's when the server serves the file's
+    /// certificate, so an address in sync costs no second copy.
     #[serde(flatten)]
-    pub leaf: CertSummary,
+    pub leaf: Arc<CertSummary>,
     /// How many certificates the server presented, leaf included.
     pub chain_length: usize,
     /// The presented certificates after the leaf, in order.
@@ -204,13 +206,13 @@ pub struct ErrorReport {
     pub message: String,
 }
 
-/// Reads `site`'s files and probes every address of its host, each handshake holding a
-/// permit of `permits` and bounded by `timeouts`.
+/// Reads `site`'s files and probes every address of its host, within `limits` and each
+/// probe bounded by `timeouts`.
 pub async fn inspect_site(
     prober: &Prober,
     site: &Site,
     timeouts: &Timeouts,
-    permits: &Semaphore,
+    limits: &ProbeLimits,
 ) -> SiteReport {
     let disks: Vec<DiskState> = site
         .certs
@@ -220,12 +222,7 @@ pub async fn inspect_site(
 
     let started = Instant::now();
     let resolved = if site.connect_to.is_empty() {
-        // A permit for the lookup too: getaddrinfo runs on the blocking pool, and thousands
-        // at once would queue there instead of here.
-        let _permit = permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _permit = limits.handshake().await;
         prober
             .resolve(
                 &site.host,
@@ -266,6 +263,16 @@ pub async fn inspect_site(
     };
 
     let server_name = site.server_name();
+    // What each file holds, so that a server presenting the same certificates costs no
+    // second parse of them.
+    let known: Vec<Vec<&CertSummary>> = disks
+        .iter()
+        .map(|disk| match &disk.result {
+            Ok(cert) => std::iter::once(&*cert.leaf).chain(&cert.chain).collect(),
+            Err(_) => Vec::new(),
+        })
+        .collect();
+    let known = &known;
     let probes = addresses.iter().flat_map(|&address| {
         let server_name = &server_name;
         site.certs
@@ -278,11 +285,12 @@ pub async fn inspect_site(
                     protocol: site.protocol,
                     key_type: files.key_type,
                     ca_file: site.ca_file.as_deref(),
+                    known: &known[lane],
                 };
                 (
                     address,
                     lane,
-                    observe(prober, &target, site.handshakes, timeouts, permits).await,
+                    observe(prober, &target, site.handshakes, timeouts, limits).await,
                 )
             })
     });
@@ -320,7 +328,7 @@ async fn observe(
     target: &Target<'_>,
     handshakes: u32,
     timeouts: &Timeouts,
-    permits: &Semaphore,
+    limits: &ProbeLimits,
 ) -> Observed {
     let started = Instant::now();
     let mut observed = Observed {
@@ -329,14 +337,7 @@ async fn observe(
         took: Duration::ZERO,
     };
     for _ in 0..handshakes {
-        let result = {
-            let _permit = permits
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            prober.probe(target, timeouts).await
-        };
-        match result {
+        match prober.probe(target, timeouts, limits).await {
             Ok(served) => {
                 let fingerprint = served.leaf().fingerprint_sha256;
                 match observed
@@ -564,7 +565,7 @@ fn address_report(
         advice: assessment.verdict.advice(),
         findings,
         hint,
-        served: majority.map(served_report),
+        served: majority.map(|served| served_report(served, disk)),
         served_leaves,
         handshakes,
         handshakes_failed: observed.failures.len() as u32,
@@ -591,9 +592,15 @@ fn address_report(
     }
 }
 
-fn served_report(served: &Served) -> ServedReport {
+fn served_report(served: &Served, disk: &DiskState) -> ServedReport {
+    let leaf = match &disk.result {
+        Ok(cert) if cert.leaf.fingerprint_sha256 == served.leaf().fingerprint_sha256 => {
+            cert.leaf.clone()
+        }
+        _ => Arc::new(served.leaf().clone()),
+    };
     ServedReport {
-        leaf: served.leaf().clone(),
+        leaf,
         chain_length: served.chain.len(),
         chain: served
             .chain

@@ -24,10 +24,7 @@ fn main() -> ExitCode {
     };
     init_logging(&cli.log_level, cli.log_format);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match serve::runtime() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("certdrift: cannot start the async runtime: {err}");

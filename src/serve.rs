@@ -3,7 +3,7 @@
 //!
 //! Each site has its own task and its own slot in the interval, so a slow or dead site delays
 //! nobody: probes wait only for a concurrency permit, and the HTTP side never waits for
-//! probes. A [`watch`]er wakes a site at once when one of its files changes, without
+//! probes. The [`crate::watch`]er wakes a site at once when one of its files changes, without
 //! waiting for its slot. SIGINT and SIGTERM stop every part cleanly.
 
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -24,7 +24,7 @@ use crate::alert::AlertEngine;
 use crate::config::{Config, Site};
 use crate::inspect::{self, SiteReport};
 use crate::metrics::Metrics;
-use crate::probe::Prober;
+use crate::probe::{ProbeLimits, Prober};
 use crate::report;
 use crate::state::Store;
 use crate::status_page;
@@ -74,6 +74,26 @@ impl AppState {
         self.metrics.register_alerts(alerts);
         self
     }
+}
+
+/// The async runtime `check` and `serve` run on: one worker thread, plus tokio's blocking
+/// pool.
+///
+/// A monitor's work is small bursts spread over time, and one worker handles several thousand
+/// probes a second, many times what a fleet of 10,000 sites needs. A second worker buys no
+/// throughput but costs CPU on every probe: at a paced rate each I/O event wakes a parked
+/// thread, and the fleet benchmark (BENCHMARKS.md) measured one worker 15-20% cheaper per probe
+/// than two. The long renders (`/metrics`, the status page) run on the blocking pool so they
+/// never hold up probes.
+///
+/// # Errors
+///
+/// When the operating system refuses a thread or the I/O driver.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -163,7 +183,10 @@ pub fn router(state: AppState, telemetry_path: &str) -> Router {
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render();
+    let metrics = state.metrics.clone();
+    let Ok(body) = tokio::task::spawn_blocking(move || metrics.render()).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     (
         [(
             header::CONTENT_TYPE,
@@ -175,9 +198,11 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
 }
 
 async fn status_page(State(state): State<AppState>) -> Response {
-    let body = state
-        .store
-        .read(|sites| status_page::render(sites, OffsetDateTime::now_utc()));
+    let store = state.store.clone();
+    let render = move || store.read(|sites| status_page::render(sites, OffsetDateTime::now_utc()));
+    let Ok(body) = tokio::task::spawn_blocking(render).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
@@ -213,8 +238,12 @@ fn current_reports(store: &Store) -> Vec<SiteReport> {
     })
 }
 
-/// Probes every site once per `interval`, site `i` of `n` first at `i * interval / n`.
-async fn schedule(
+/// Probes every site of `config` once per `interval`, site `i` of `n` first at
+/// `i * interval / n`, recording each report in `store` and showing it to `alerts`, until
+/// `stop` turns true.
+///
+/// This is `serve`'s scheduler; the fleet benchmark (`benches/fleet.rs`) drives it directly.
+pub async fn schedule(
     config: Arc<Config>,
     prober: Arc<Prober>,
     store: Arc<Store>,
@@ -222,7 +251,7 @@ async fn schedule(
     recheck: Arc<watch::Sender<u64>>,
     stop: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let limits = Arc::new(ProbeLimits::new(config.concurrency));
     let count = config.sites.len().max(1) as u32;
     let start = Instant::now();
     let changed: Vec<Arc<Notify>> = config
@@ -245,7 +274,7 @@ async fn schedule(
                 prober.clone(),
                 store.clone(),
                 alerts.clone(),
-                permits.clone(),
+                limits.clone(),
                 recheck.subscribe(),
                 changed[index].clone(),
                 stop.clone(),
@@ -266,7 +295,7 @@ async fn site_loop(
     prober: Arc<Prober>,
     store: Arc<Store>,
     alerts: Arc<AlertEngine>,
-    permits: Arc<Semaphore>,
+    limits: Arc<ProbeLimits>,
     mut recheck: watch::Receiver<u64>,
     changed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
@@ -293,8 +322,16 @@ async fn site_loop(
             _ = stop.changed() => return,
         };
 
+        // Boxed, so that a site waiting for its slot (most of them, most of the time) holds a
+        // small future rather than room for a whole inspection.
+        let inspection = Box::pin(inspect::inspect_site(
+            &prober,
+            site,
+            &config.timeouts,
+            &limits,
+        ));
         let report = tokio::select! {
-            report = inspect::inspect_site(&prober, site, &config.timeouts, &permits) => report,
+            report = inspection => report,
             _ = stop.changed() => return,
         };
         log_report(&report);
@@ -303,8 +340,7 @@ async fn site_loop(
             let before = change.before.map_or("none", |verdict| verdict.as_str());
             info!(site = %site.name, address = %change.address, before, after = %change.after, "verdict changed");
         }
-        let entry = store.read(|sites| sites[index].clone());
-        alerts.observe(&entry, now);
+        store.read(|sites| alerts.observe(&sites[index], now));
 
         // A re-check keeps the regular slot where it was. Missed slots are skipped, not
         // made up: a burst of catch-up probes would only repeat what the one just finished

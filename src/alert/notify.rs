@@ -118,11 +118,19 @@ impl AlertEngine {
         }
         let conditions = lock(&self.evaluator).evaluate(entry, now);
         let mut book = lock(&self.book);
-        let before: Vec<_> = book.firing.iter().map(|alert| alert.key.clone()).collect();
+        // Only this site's alerts can change here; copying every firing alert's key on each
+        // probe would cost a fleet with thousands of them millions of allocations a minute.
+        let site_alerts = |alert: &&FiringAlert| alert.key.site == entry.name;
+        let before: Vec<_> = book
+            .firing
+            .iter()
+            .filter(site_alerts)
+            .map(|alert| alert.key.clone())
+            .collect();
         if !book.apply(&entry.name, &conditions, &self.receivers, now) {
             return;
         }
-        for alert in &book.firing {
+        for alert in book.firing.iter().filter(site_alerts) {
             if !before.contains(&alert.key) {
                 warn!(alert = %alert.key.alert, site = %alert.key.site, address = %alert.key.address, severity = %alert.severity, summary = %alert.summary, "alert firing");
             }

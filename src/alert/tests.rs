@@ -47,7 +47,7 @@ fn row(verdict: Verdict, served: Option<CertSummary>) -> AddressReport {
         findings: Vec::new(),
         hint: None,
         served: served.map(|leaf| ServedReport {
-            leaf,
+            leaf: leaf.into(),
             chain_length: 2,
             chain: Vec::new(),
             verification: Verification::Trusted,

@@ -24,6 +24,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rustls::crypto::{CryptoProvider, aws_lc_rs};
@@ -31,10 +32,11 @@ use rustls::pki_types::{ServerName, UnixTime};
 use rustls::{ClientConfig, client::Resumption};
 use serde::Serialize;
 use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsConnector;
 
-use crate::cert::CertSummary;
+use crate::cert::{CertSummary, Fingerprint};
 use crate::text::whole_millis;
 pub use starttls::Protocol;
 pub use verify::{ChainVerifier, Verification};
@@ -249,6 +251,10 @@ pub struct Target<'a> {
     pub key_type: Option<KeyType>,
     /// Trust anchors instead of the system store.
     pub ca_file: Option<&'a Path>,
+    /// Certificates already parsed (the site's file and its chain): a presented certificate
+    /// with the same fingerprint is taken from here instead of being parsed again, which is
+    /// the common case of a server in sync. Empty when nothing is known.
+    pub known: &'a [&'a CertSummary],
 }
 
 /// Which addresses of a host to probe.
@@ -298,6 +304,54 @@ impl std::str::FromStr for AddressFamily {
     }
 }
 
+/// How many probes may be in each stage at once: `concurrency` handshakes, and
+/// [`SOCKETS_PER_HANDSHAKE`] times as many probes in all, counting those still waiting on a
+/// TCP connect or the dialogue before TLS.
+///
+/// A handshake costs CPU; a connect waiting for an answer costs only a socket. With one bound
+/// for both, a fleet where a tenth of the addresses never answer (a firewall that drops
+/// packets) would have every slot waiting out connect timeouts while the reachable servers
+/// queue behind them: 2,000 such addresses at a 10 s timeout hold 64 slots for over five
+/// minutes, far more than a 60 s interval.
+#[derive(Debug)]
+pub struct ProbeLimits {
+    sockets: Semaphore,
+    handshakes: Semaphore,
+}
+
+impl ProbeLimits {
+    /// At most `concurrency` handshakes at once (at least one), and
+    /// `concurrency * SOCKETS_PER_HANDSHAKE` probes in all.
+    pub fn new(concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        Self {
+            sockets: Semaphore::new(concurrency.saturating_mul(SOCKETS_PER_HANDSHAKE)),
+            handshakes: Semaphore::new(concurrency),
+        }
+    }
+
+    /// Waits for a handshake permit, also taken for a name lookup (`getaddrinfo` runs on the
+    /// blocking pool, and thousands at once would queue there instead of here).
+    pub async fn handshake(&self) -> SemaphorePermit<'_> {
+        self.handshakes
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    async fn socket(&self) -> SemaphorePermit<'_> {
+        self.sockets
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+/// How many probes may hold a socket per handshake permit (see [`ProbeLimits`]). At the
+/// default concurrency of 64, 512 sockets stay under the 1,024 open files a service gets by
+/// default.
+pub const SOCKETS_PER_HANDSHAKE: usize = 8;
+
 /// The most certificates a served chain may hold. Real chains have two to four; a few more
 /// allow cross-signs. More is a misconfiguration or an attack on the prober's memory.
 pub const MAX_CHAIN_CERTS: usize = 10;
@@ -311,6 +365,7 @@ pub struct Prober {
     rsa_only: TlsConnector,
     system_roots: ChainVerifier,
     ca_files: HashMap<PathBuf, ChainVerifier>,
+    probes_made: Arc<AtomicU64>,
 }
 
 impl Prober {
@@ -337,7 +392,14 @@ impl Prober {
             rsa_only: connector(&provider, Some(KeyType::Rsa))?,
             system_roots: ChainVerifier::system(provider),
             ca_files: verifiers,
+            probes_made: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// How many probes this prober (and its clones) finished, failed ones included: the
+    /// fleet benchmark divides CPU time by it.
+    pub fn probes_made(&self) -> u64 {
+        self.probes_made.load(Ordering::Relaxed)
     }
 
     /// Resolves `host` to the addresses of `family`, in the resolver's order without
@@ -393,6 +455,9 @@ impl Prober {
     /// Connects to the target, speaks its protocol's preamble, handshakes, and returns the
     /// presented chain with its verification.
     ///
+    /// The probe holds a socket slot of `limits` throughout and a handshake permit for the
+    /// handshake; time spent waiting for the permit does not count against `timeouts`.
+    ///
     /// # Errors
     ///
     /// A [`ProbeError`] saying which step failed and how.
@@ -400,22 +465,35 @@ impl Prober {
         &self,
         target: &Target<'_>,
         timeouts: &Timeouts,
+        limits: &ProbeLimits,
     ) -> Result<Served, ProbeError> {
-        let started = Instant::now();
-        let deadline = started + timeouts.total;
-        let phase_end = |limit: Duration| (Instant::now() + limit).min(deadline);
-        let timed_out = |phase| ProbeError::Timeout {
+        let _socket = limits.socket().await;
+        let result = self.connect_and_handshake(target, timeouts, limits).await;
+        self.probes_made.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn connect_and_handshake(
+        &self,
+        target: &Target<'_>,
+        timeouts: &Timeouts,
+        limits: &ProbeLimits,
+    ) -> Result<Served, ProbeError> {
+        let mut started = Instant::now();
+        let mut deadline = started + timeouts.total;
+        let phase_end = |limit: Duration, deadline: Instant| (Instant::now() + limit).min(deadline);
+        let timed_out = |phase, started: Instant| ProbeError::Timeout {
             phase,
             after: started.elapsed(),
             hint: None,
         };
 
         let mut tcp = timeout_at(
-            phase_end(timeouts.connect),
+            phase_end(timeouts.connect, deadline),
             TcpStream::connect(target.address),
         )
         .await
-        .map_err(|_| timed_out(Phase::Connect))?
+        .map_err(|_| timed_out(Phase::Connect, started))?
         .map_err(connect_error)?;
         // Probes are tiny request/response exchanges: Nagle would only add latency.
         let _ = tcp.set_nodelay(true);
@@ -428,7 +506,7 @@ impl Prober {
             let local = tcp.local_addr().unwrap_or(target.address);
             let mut received = 0;
             timeout_at(
-                phase_end(timeouts.preamble),
+                phase_end(timeouts.preamble, deadline),
                 starttls::negotiate(&mut tcp, target.protocol, &domain, local, &mut received),
             )
             .await
@@ -441,17 +519,24 @@ impl Prober {
             })??;
         }
 
+        // The wait for a permit is the prober's queue, not the server's slowness: it moves
+        // the deadline rather than eat into it.
+        let waiting = Instant::now();
+        let _permit = limits.handshake().await;
+        started += waiting.elapsed();
+        deadline += waiting.elapsed();
+
         let connector = match target.key_type {
             None => &self.any_key,
             Some(KeyType::Ecdsa) => &self.ecdsa_only,
             Some(KeyType::Rsa) => &self.rsa_only,
         };
         let tls = timeout_at(
-            phase_end(timeouts.handshake),
+            phase_end(timeouts.handshake, deadline),
             connector.connect(target.server_name.clone(), tcp),
         )
         .await
-        .map_err(|_| timed_out(Phase::Handshake))?
+        .map_err(|_| timed_out(Phase::Handshake, started))?
         .map_err(handshake_error)?;
         let (_, connection) = tls.get_ref();
         let presented = connection.peer_certificates().unwrap_or_default();
@@ -474,6 +559,14 @@ impl Prober {
             .iter()
             .enumerate()
             .map(|(index, der)| {
+                let fingerprint = Fingerprint::of(der);
+                if let Some(known) = target
+                    .known
+                    .iter()
+                    .find(|cert| cert.fingerprint_sha256 == fingerprint)
+                {
+                    return Ok(CertSummary::clone(known));
+                }
                 CertSummary::from_der(der).map_err(|err| ProbeError::BadCertificate {
                     index,
                     detail: err.0,
@@ -689,6 +782,50 @@ mod tests {
             provider.kx_groups.len(),
             aws_lc_rs::default_provider().kx_groups.len()
         );
+    }
+
+    #[test]
+    fn every_client_config_offers_x25519_and_sha256_suites_first() {
+        let prober = Prober::new([]).unwrap();
+        for connector in [&prober.any_key, &prober.ecdsa_only, &prober.rsa_only] {
+            let config = connector.config();
+            let provider = config.crypto_provider();
+            let groups: Vec<_> = provider
+                .kx_groups
+                .iter()
+                .map(|group| group.name())
+                .collect();
+            assert_eq!(
+                groups[..3],
+                [
+                    rustls::NamedGroup::X25519,
+                    rustls::NamedGroup::secp256r1,
+                    rustls::NamedGroup::secp384r1
+                ]
+            );
+            // The hybrid post-quantum share stays offered, after the cheap ones.
+            assert!(groups.contains(&rustls::NamedGroup::X25519MLKEM768));
+            let suites: Vec<_> = provider
+                .cipher_suites
+                .iter()
+                .map(|suite| suite.suite())
+                .collect();
+            assert_eq!(
+                suites[..3],
+                [
+                    rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+                    rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+                    rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+                ]
+            );
+            // TLS 1.2 stays: many servers still speak nothing newer.
+            assert!(
+                provider
+                    .cipher_suites
+                    .iter()
+                    .any(|suite| matches!(suite, rustls::SupportedCipherSuite::Tls12(_)))
+            );
+        }
     }
 
     #[test]

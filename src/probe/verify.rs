@@ -7,12 +7,18 @@
 //! one the server holds the key for, not bytes anyone on the path could replay.
 //!
 //! [`ChainVerifier`] then checks the presented chain against a trust store, separately, and its
-//! outcome is reported beside the result, never instead of it.
+//! outcome is reported beside the result, never instead of it. A server presents the same
+//! chain probe after probe, so the outcome is reused per distinct chain and name (see
+//! [`VERIFICATION_MAX_AGE`]); the handshake signature is checked on every probe.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use aws_lc_rs::digest;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
@@ -22,7 +28,7 @@ use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, Sign
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::cert::CertSummary;
+use crate::cert::{CertSummary, Fingerprint};
 use crate::probe::KeyType;
 
 /// Accepts any certificate chain but checks the handshake signature.
@@ -134,11 +140,27 @@ impl fmt::Display for Verification {
     }
 }
 
-/// Verifies chains against one set of trust anchors.
+/// Verifies chains against one set of trust anchors, reusing each outcome while it holds.
 #[derive(Clone)]
 pub struct ChainVerifier {
     inner: Result<Arc<WebPkiServerVerifier>, String>,
+    cache: Arc<VerificationCache>,
 }
+
+/// How long a verification outcome is reused at most, however far the chain's own validity
+/// boundaries are.
+///
+/// An outcome is reused while the chain (every certificate's fingerprint, in order) and the
+/// name are the same, until the first not-before or not-after of a presented certificate
+/// passes, and for this long at most, so what the presented chain cannot show (a trust
+/// anchor's own expiry) is seen within an hour. Verifying a chain (path building and every
+/// signature on the path) costs about twice the handshake signature check, which stays on
+/// every probe.
+pub const VERIFICATION_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// The most outcomes kept per trust store: a few per site even for 10,000 sites. Past it,
+/// outcomes that are no longer fresh go first, then all of them.
+const VERIFICATION_CACHE_ENTRIES: usize = 65_536;
 
 impl ChainVerifier {
     /// Trusts the system's store (the files `rustls-native-certs` finds, such as
@@ -155,7 +177,10 @@ impl ChainVerifier {
                 Some(err) => format!("no trusted roots in the system store ({err})"),
                 None => "no trusted roots in the system store".to_owned(),
             };
-            return Self { inner: Err(detail) };
+            return Self {
+                inner: Err(detail),
+                cache: Arc::default(),
+            };
         }
         Self::from_roots(roots, provider)
     }
@@ -186,12 +211,38 @@ impl ChainVerifier {
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .map_err(|err| format!("cannot build a verifier: {err}"));
-        Self { inner }
+        Self {
+            inner,
+            cache: Arc::default(),
+        }
     }
 
     /// Verifies `chain` (leaf first) for `name` at `now`; `summaries` are the same
-    /// certificates parsed, to say which one expired.
+    /// certificates parsed, in the same order, to say which one expired and to recognise a
+    /// chain verified before (see [`VERIFICATION_MAX_AGE`]).
     pub fn verify(
+        &self,
+        chain: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        now: UnixTime,
+        summaries: &[CertSummary],
+    ) -> Verification {
+        let key = cache_key(name, summaries);
+        let now_secs = now.as_secs() as i64;
+        if let Some(verification) = self.cache.fresh(&key, now_secs) {
+            return verification;
+        }
+        let verification = self.verify_uncached(chain, name, now, summaries);
+        self.cache.insert(
+            key,
+            verification.clone(),
+            fresh_until(summaries, now_secs),
+            now_secs,
+        );
+        verification
+    }
+
+    fn verify_uncached(
         &self,
         chain: &[CertificateDer<'_>],
         name: &ServerName<'_>,
@@ -224,8 +275,97 @@ impl fmt::Debug for ChainVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChainVerifier")
             .field("usable", &self.inner.is_ok())
+            .field("cache", &self.cache)
             .finish()
     }
+}
+
+/// Verification outcomes by chain and name, each with the Unix second it stops being fresh.
+#[derive(Default)]
+struct VerificationCache {
+    entries: Mutex<HashMap<Fingerprint, (Verification, i64)>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl VerificationCache {
+    /// The outcome stored for `key`, if it is still fresh at `now` (Unix seconds).
+    fn fresh(&self, key: &Fingerprint, now: i64) -> Option<Verification> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match entries.get(key) {
+            Some((verification, until)) if now < *until => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(verification.clone())
+            }
+            _ => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn insert(&self, key: Fingerprint, verification: Verification, until: i64, now: i64) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= VERIFICATION_CACHE_ENTRIES && !entries.contains_key(&key) {
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= VERIFICATION_CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (verification, until));
+    }
+}
+
+impl fmt::Debug for VerificationCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerificationCache")
+            .field("hits", &self.hits.load(Ordering::Relaxed))
+            .field("misses", &self.misses.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The identity of a verification: SHA-256 over the name and every certificate's
+/// fingerprint, in order.
+fn cache_key(name: &ServerName<'_>, summaries: &[CertSummary]) -> Fingerprint {
+    let mut context = digest::Context::new(&digest::SHA256);
+    match name {
+        ServerName::DnsName(dns) => context.update(dns.as_ref().as_bytes()),
+        other => context.update(other.to_str().as_bytes()),
+    }
+    // A separator no DNS name or address text holds, so names and fingerprints cannot run
+    // into each other.
+    context.update(&[0]);
+    for cert in summaries {
+        context.update(&cert.fingerprint_sha256.0);
+    }
+    let mut bytes = [0; 32];
+    bytes.copy_from_slice(context.finish().as_ref());
+    Fingerprint(bytes)
+}
+
+/// The Unix second from which an outcome found at `now` may differ: the first validity
+/// boundary of a certificate in `summaries` still ahead (a not-before, or the second after a
+/// not-after, RFC 5280 section 4.1.2.5), or `now` plus [`VERIFICATION_MAX_AGE`] if sooner.
+fn fresh_until(summaries: &[CertSummary], now: i64) -> i64 {
+    let mut until = now.saturating_add(VERIFICATION_MAX_AGE.as_secs() as i64);
+    for cert in summaries {
+        let not_before = cert.not_before.unix_timestamp();
+        let after_not_after = cert.not_after.unix_timestamp().saturating_add(1);
+        if not_before > now {
+            until = until.min(not_before);
+        }
+        if after_not_after > now {
+            until = until.min(after_not_after);
+        }
+    }
+    until
 }
 
 /// Turns a webpki verdict into a short reason a person can act on.
@@ -347,7 +487,8 @@ mod tests {
     use rustls::pki_types::pem::PemObject;
 
     use super::*;
-    use crate::demo::ca::TestCa;
+    use crate::demo::ca::{IssuedCert, LeafSpec, TestCa};
+    use crate::probe::crypto_provider;
 
     #[test]
     fn a_ca_certificate_served_as_the_leaf_reads_as_such() {
@@ -400,5 +541,167 @@ mod tests {
         for (err, expected) in cases {
             assert_eq!(describe_verify_error(&err, &[], now), expected);
         }
+    }
+
+    fn verifier_for(ca: &TestCa) -> ChainVerifier {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca.root_pem().as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        ChainVerifier::from_roots(roots, crypto_provider())
+    }
+
+    fn chain_of(issued: &IssuedCert) -> (Vec<CertificateDer<'static>>, Vec<CertSummary>) {
+        let ders: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(issued.fullchain_pem().as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let summaries = ders
+            .iter()
+            .map(|der| CertSummary::from_der(der).unwrap())
+            .collect();
+        (ders, summaries)
+    }
+
+    fn name(text: &str) -> ServerName<'static> {
+        ServerName::try_from(text.to_owned()).unwrap()
+    }
+
+    fn at(when: OffsetDateTime) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(when.unix_timestamp() as u64))
+    }
+
+    fn counts(verifier: &ChainVerifier) -> (u64, u64) {
+        (
+            verifier.cache.hits.load(Ordering::Relaxed),
+            verifier.cache.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    #[test]
+    fn reuses_the_outcome_for_the_same_chain_and_name() {
+        let ca = TestCa::new("Cache Hit CA");
+        let (ders, summaries) = chain_of(&ca.issue(&LeafSpec::new(["www.example.org"])));
+        let verifier = verifier_for(&ca);
+        let now = at(OffsetDateTime::now_utc());
+
+        let first = verifier.verify(&ders, &name("www.example.org"), now, &summaries);
+        let second = verifier.verify(&ders, &name("www.example.org"), now, &summaries);
+
+        assert_eq!(first, Verification::Trusted);
+        assert_eq!(second, Verification::Trusted);
+        assert_eq!(counts(&verifier), (1, 1));
+    }
+
+    #[test]
+    fn verifies_again_when_the_chain_or_the_name_changes() {
+        let ca = TestCa::new("Cache Miss CA");
+        let other_ca = TestCa::new("Another CA");
+        let (ders, summaries) = chain_of(&ca.issue(&LeafSpec::new(["www.example.org"])));
+        let (foreign, foreign_summaries) =
+            chain_of(&other_ca.issue(&LeafSpec::new(["www.example.org"])));
+        let verifier = verifier_for(&ca);
+        let now = at(OffsetDateTime::now_utc());
+
+        let trusted = verifier.verify(&ders, &name("www.example.org"), now, &summaries);
+        let other_chain =
+            verifier.verify(&foreign, &name("www.example.org"), now, &foreign_summaries);
+        let other_name = verifier.verify(&ders, &name("mail.example.org"), now, &summaries);
+
+        assert_eq!(trusted, Verification::Trusted);
+        assert_eq!(
+            other_chain,
+            Verification::Untrusted {
+                reason: "unknown issuer (self-signed, a private CA, or an incomplete chain)"
+                    .to_owned()
+            }
+        );
+        assert_eq!(
+            other_name,
+            Verification::Untrusted {
+                reason: "not valid for the name".to_owned()
+            }
+        );
+        assert_eq!(counts(&verifier), (0, 3));
+    }
+
+    #[test]
+    fn verifies_again_once_a_certificate_expires() {
+        let ca = TestCa::new("Cache Expiry CA");
+        let not_after = time::macros::datetime!(2030-06-01 0:00 UTC);
+        let spec = LeafSpec::new(["www.example.org"])
+            .valid_between(time::macros::datetime!(2030-01-01 0:00 UTC), not_after);
+        let (ders, summaries) = chain_of(&ca.issue(&spec));
+        let verifier = verifier_for(&ca);
+        let www = name("www.example.org");
+
+        let before = verifier.verify(
+            &ders,
+            &www,
+            at(not_after - time::Duration::minutes(1)),
+            &summaries,
+        );
+        let at_the_end = verifier.verify(&ders, &www, at(not_after), &summaries);
+        let after = verifier.verify(
+            &ders,
+            &www,
+            at(not_after + time::Duration::seconds(1)),
+            &summaries,
+        );
+
+        assert_eq!(before, Verification::Trusted);
+        assert_eq!(at_the_end, Verification::Trusted);
+        assert_eq!(
+            after,
+            Verification::Untrusted {
+                reason: "expired".to_owned()
+            }
+        );
+        assert_eq!(counts(&verifier), (1, 2));
+    }
+
+    #[test]
+    fn verifies_again_after_the_max_age() {
+        let ca = TestCa::new("Cache Age CA");
+        let (ders, summaries) = chain_of(&ca.issue(&LeafSpec::new(["www.example.org"])));
+        let verifier = verifier_for(&ca);
+        let www = name("www.example.org");
+        let now = OffsetDateTime::now_utc();
+        let max_age = time::Duration::seconds(VERIFICATION_MAX_AGE.as_secs() as i64);
+
+        verifier.verify(&ders, &www, at(now), &summaries);
+        verifier.verify(
+            &ders,
+            &www,
+            at(now + max_age - time::Duration::seconds(1)),
+            &summaries,
+        );
+        verifier.verify(&ders, &www, at(now + max_age), &summaries);
+
+        assert_eq!(counts(&verifier), (1, 2));
+    }
+
+    #[test]
+    fn freshness_ends_at_the_first_boundary_ahead() {
+        let ca = TestCa::new("Boundary CA");
+        let not_before = time::macros::datetime!(2030-01-01 0:00 UTC);
+        let not_after = time::macros::datetime!(2030-01-01 0:30 UTC);
+        let spec = LeafSpec::new(["www.example.org"]).valid_between(not_before, not_after);
+        let (_, summaries) = chain_of(&ca.issue(&spec));
+        let start = not_before.unix_timestamp();
+
+        // Not yet valid: fresh until it becomes valid.
+        assert_eq!(fresh_until(&summaries, start - 10), start);
+        // Valid: fresh until the second after its not-after, within the max age.
+        assert_eq!(
+            fresh_until(&summaries, start),
+            not_after.unix_timestamp() + 1
+        );
+        // Expired: nothing ahead but the max age.
+        let later = not_after.unix_timestamp() + 100;
+        assert_eq!(
+            fresh_until(&summaries, later),
+            later + VERIFICATION_MAX_AGE.as_secs() as i64
+        );
     }
 }
