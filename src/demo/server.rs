@@ -29,7 +29,15 @@ use crate::probe::verify::scheme_key_type;
 pub struct LocalTlsServer {
     addr: SocketAddr,
     current: Arc<CurrentCert>,
+    handshakes: Arc<HandshakeCounts>,
     accept_task: JoinHandle<()>,
+}
+
+/// How many handshakes completed, full and resumed.
+#[derive(Debug, Default)]
+struct HandshakeCounts {
+    full: AtomicUsize,
+    resumed: AtomicUsize,
 }
 
 impl LocalTlsServer {
@@ -40,6 +48,21 @@ impl LocalTlsServer {
     ///
     /// A bind failure, or PEM that does not hold a certificate chain and a usable key.
     pub async fn start(bind: SocketAddr, chain_pem: &str, key_pem: &str) -> io::Result<Self> {
+        Self::start_with_versions(bind, chain_pem, key_pem, rustls::DEFAULT_VERSIONS).await
+    }
+
+    /// Like [`LocalTlsServer::start`], speaking only `versions` (nginx 1.22 speaks TLS 1.2
+    /// only unless told otherwise).
+    ///
+    /// # Errors
+    ///
+    /// As [`LocalTlsServer::start`], or versions the crypto provider does not support.
+    pub async fn start_with_versions(
+        bind: SocketAddr,
+        chain_pem: &str,
+        key_pem: &str,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> io::Result<Self> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let current = Arc::new(CurrentCert {
             serving: RwLock::new(Serving::One(certified_key(&provider, chain_pem, key_pem)?)),
@@ -47,7 +70,7 @@ impl LocalTlsServer {
             provider: provider.clone(),
         });
         let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .map_err(io::Error::other)?
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
@@ -55,10 +78,12 @@ impl LocalTlsServer {
 
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
-        let accept_task = tokio::spawn(accept_loop(listener, acceptor));
+        let handshakes = Arc::new(HandshakeCounts::default());
+        let accept_task = tokio::spawn(accept_loop(listener, acceptor, handshakes.clone()));
         Ok(Self {
             addr,
             current,
+            handshakes,
             accept_task,
         })
     }
@@ -66,6 +91,15 @@ impl LocalTlsServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Handshakes completed so far: (full, resumed). The server keeps a session cache, as
+    /// real servers do, so a client that offers resumption gets it.
+    pub fn handshakes(&self) -> (usize, usize) {
+        (
+            self.handshakes.full.load(Ordering::SeqCst),
+            self.handshakes.resumed.load(Ordering::SeqCst),
+        )
     }
 
     /// Serves `chain_pem` and `key_pem` from the next handshake on, as a reload would.
@@ -186,7 +220,11 @@ impl ResolvesServerCert for CurrentCert {
     }
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor) {
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    handshakes: Arc<HandshakeCounts>,
+) {
     loop {
         let Ok((tcp, _peer)) = listener.accept().await else {
             // Out of file descriptors or similar: back off instead of spinning.
@@ -194,10 +232,16 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor) {
             continue;
         };
         let acceptor = acceptor.clone();
+        let handshakes = handshakes.clone();
         tokio::spawn(async move {
             let Ok(mut tls) = acceptor.accept(tcp).await else {
                 return;
             };
+            let counter = match tls.get_ref().1.handshake_kind() {
+                Some(rustls::HandshakeKind::Resumed) => &handshakes.resumed,
+                _ => &handshakes.full,
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
             // Hold the connection until the client is done, as a real server would.
             let mut buf = [0u8; 512];
             let _ = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await;

@@ -2,6 +2,8 @@
 //! and several handshakes per address.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use certdrift::demo::ca::LeafSpec;
 use certdrift::demo::server::LocalTlsServer;
@@ -254,4 +256,90 @@ async fn one_handshake_per_address_can_be_asked_for() {
     assert_eq!(result["handshakes"], 1, "{run:?}");
     assert_eq!(result["verdict"], "in_sync");
     assert!(result.get("served_leaves").is_none());
+}
+
+/// `server`'s (full, resumed) handshake counts once they add up to `total`, or after 2 s:
+/// the server counts a moment after the client's side of a handshake ends.
+async fn handshakes_once(server: &LocalTlsServer, total: usize) -> (usize, usize) {
+    for _ in 0..100 {
+        let (full, resumed) = server.handshakes();
+        if full + resumed >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.handshakes()
+}
+
+#[tokio::test]
+async fn every_handshake_is_full_even_where_the_server_offers_resumption() {
+    use rustls::pki_types::pem::PemObject;
+
+    // TLS 1.2, as nginx 1.22 speaks by default: the server hands out a session id in its
+    // hello, and a client with a session cache resumes the next handshake with it.
+    let site = LocalSite::start("full.certdrift.test").await;
+    let first = &site.generations[0];
+    let server = LocalTlsServer::start_with_versions(
+        "127.0.0.1:0".parse().unwrap(),
+        &first.fullchain_pem(),
+        first.key_pem(),
+        &[&rustls::version::TLS12],
+    )
+    .await
+    .unwrap();
+    let address = server.local_addr();
+
+    // The server does resume: a client with rustls' default session cache gets a resumed
+    // second handshake.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_pem = std::fs::read(&site.ca_file).unwrap();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    for total in 1..=2 {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("full.certdrift.test").unwrap();
+        let _tls = connector.connect(name, tcp).await.unwrap();
+        handshakes_once(&server, total).await;
+    }
+    assert_eq!(
+        handshakes_once(&server, 2).await,
+        (1, 1),
+        "the server resumes a client that asks"
+    );
+
+    // certdrift's five handshakes to the address are all full: a resumed session carries
+    // no certificate, and could hide one loaded since.
+    let config = site.dir.path().join("certdrift.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[site]]\nname = \"full\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             sni = \"full.certdrift.test\"\ncert = \"{}\"\nca_file = \"{}\"\nhandshakes = 5\n",
+            address.port(),
+            site.fullchain().display(),
+            site.ca_file.display()
+        ),
+    )
+    .unwrap();
+    let run = certdrift(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await;
+    let result = run.first_result();
+    assert_eq!(result["handshakes"], 5, "{run:?}");
+    assert_eq!(result["served"]["tls_version"], "TLSv1.2", "{result}");
+    assert_eq!(handshakes_once(&server, 7).await, (6, 1));
 }
