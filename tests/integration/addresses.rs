@@ -8,7 +8,7 @@ use std::time::Duration;
 use certdrift::demo::ca::LeafSpec;
 use certdrift::demo::server::LocalTlsServer;
 
-use crate::util::{LocalSite, certdrift, certdrift_with_hosts, free_port};
+use crate::util::{LocalSite, certdrift, certdrift_with_hosts, check_config, free_port};
 
 const NAME: &str = "multi.certdrift.test";
 
@@ -176,19 +176,10 @@ async fn a_worker_that_missed_the_reload_makes_the_address_mixed() {
     site.server
         .reload_rotating(&[(&new_chain, new.key_pem()), (&old_chain, old.key_pem())])
         .unwrap();
-    let config = site.dir.path().join("certdrift.toml");
-    std::fs::write(
-        &config,
-        format!("{}handshakes = 4\n", site.site_table("mixed")),
+    let run = check_config(
+        site.dir.path(),
+        &format!("{}handshakes = 4\n", site.site_table("mixed")),
     )
-    .unwrap();
-    let run = certdrift(&[
-        "check",
-        "--format",
-        "json",
-        "--config",
-        config.to_str().unwrap(),
-    ])
     .await;
     assert_eq!(run.status, 1, "{run:?}");
     let result = run.first_result();
@@ -238,19 +229,10 @@ async fn a_worker_that_missed_the_reload_makes_the_address_mixed() {
 #[tokio::test]
 async fn one_handshake_per_address_can_be_asked_for() {
     let site = LocalSite::start("once.certdrift.test").await;
-    let config = site.dir.path().join("certdrift.toml");
-    std::fs::write(
-        &config,
-        format!("{}handshakes = 1\n", site.site_table("once")),
+    let run = check_config(
+        site.dir.path(),
+        &format!("{}handshakes = 1\n", site.site_table("once")),
     )
-    .unwrap();
-    let run = certdrift(&[
-        "check",
-        "--format",
-        "json",
-        "--config",
-        config.to_str().unwrap(),
-    ])
     .await;
     let result = run.first_result();
     assert_eq!(result["handshakes"], 1, "{run:?}");
@@ -318,10 +300,9 @@ async fn every_handshake_is_full_even_where_the_server_offers_resumption() {
 
     // certdrift's five handshakes to the address are all full: a resumed session carries
     // no certificate, and could hide one loaded since.
-    let config = site.dir.path().join("certdrift.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let run = check_config(
+        site.dir.path(),
+        &format!(
             "[[site]]\nname = \"full\"\nhost = \"127.0.0.1\"\nport = {}\n\
              sni = \"full.certdrift.test\"\ncert = \"{}\"\nca_file = \"{}\"\nhandshakes = 5\n",
             address.port(),
@@ -329,14 +310,6 @@ async fn every_handshake_is_full_even_where_the_server_offers_resumption() {
             site.ca_file.display()
         ),
     )
-    .unwrap();
-    let run = certdrift(&[
-        "check",
-        "--format",
-        "json",
-        "--config",
-        config.to_str().unwrap(),
-    ])
     .await;
     let result = run.first_result();
     assert_eq!(result["handshakes"], 5, "{run:?}");

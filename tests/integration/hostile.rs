@@ -11,7 +11,7 @@ use certdrift::probe::starttls::{MAX_LINE_BYTES, MAX_PREAMBLE_BYTES, MAX_PREAMBL
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::util::{LocalSite, Run, certdrift};
+use crate::util::{LocalSite, Run, certdrift, check_config, tarpit};
 
 /// What a run may take beyond the configured timeouts: starting the process, reading the
 /// files, and a loaded 2-core machine.
@@ -24,28 +24,22 @@ const MAX_CONNECTIONS: usize = 16;
 /// `protocol`, reading a valid certificate file. Returns the run and how long it took.
 async fn check_peer(address: SocketAddr, settings: &str, protocol: &str) -> (Run, Duration) {
     let site = LocalSite::start("peer.certdrift.test").await;
-    let config = site.dir.path().join("certdrift.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let started = Instant::now();
+    let run = check_config(site.dir.path(), &format!(
             "{settings}[[site]]\nname = \"peer\"\nhost = \"{}\"\nport = {}\nsni = \"peer.certdrift.test\"\n\
              protocol = \"{protocol}\"\ncert = \"{}\"\n",
             address.ip(),
             address.port(),
             site.fullchain().display()
-        ),
-    )
-    .unwrap();
-    let started = Instant::now();
-    let run = certdrift(&[
-        "check",
-        "--format",
-        "json",
-        "--config",
-        config.to_str().unwrap(),
-    ])
-    .await;
+        )).await;
     (run, started.elapsed())
+}
+
+/// Checks `address` speaking `protocol` with a 5 s probe timeout, and asserts it fails as
+/// [`assert_failed`] says, within those 5 s.
+async fn fails_within_5s(address: SocketAddr, protocol: &str, kind: &str, reason: &str) {
+    let (run, took) = check_peer(address, "timeout = \"5s\"\n", protocol).await;
+    assert_failed(&run, took, kind, reason, Duration::from_secs(5));
 }
 
 /// Asserts that `run` is a `probe_failed` of `kind` with `reason`, and took less than
@@ -80,15 +74,6 @@ where
         }
     });
     address
-}
-
-/// A peer that accepts and then says nothing, holding each connection.
-async fn tarpit() -> SocketAddr {
-    peer(|socket| async move {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        drop(socket);
-    })
-    .await
 }
 
 #[tokio::test]
@@ -126,14 +111,13 @@ async fn a_tls_alert_is_named() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     })
     .await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "tls").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "tls",
         "tls_alert",
         "the server sent TLS alert handshake_failure",
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -144,14 +128,13 @@ async fn a_server_closing_mid_handshake_is_named() {
         drop(socket);
     })
     .await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "tls").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "tls",
         "closed",
         "the server closed the connection during the TLS handshake",
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -166,14 +149,13 @@ async fn a_server_sending_garbage_is_a_tls_failure() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     })
     .await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "tls").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "tls",
         "tls",
         "the TLS handshake failed: received corrupt message of type InvalidContentType",
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -188,16 +170,15 @@ async fn an_oversized_chain_is_refused() {
     let server = LocalTlsServer::start("127.0.0.1:0".parse().unwrap(), &chain, first.key_pem())
         .await
         .unwrap();
-    let (run, took) = check_peer(server.local_addr(), "timeout = \"5s\"\n", "tls").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        server.local_addr(),
+        "tls",
         "oversized_chain",
         &format!(
             "the server presented {count} certificates, more than the {MAX_CHAIN_CERTS} a chain may have"
         ),
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 /// An SMTP peer: greets, answers EHLO with `ehlo_reply`, and answers STARTTLS with
@@ -219,15 +200,14 @@ async fn smtp_peer(ehlo_reply: &'static str, starttls_reply: &'static str) -> So
 async fn control_characters_a_server_sends_are_escaped_in_messages() {
     let answer = "454 \x1b[31mno tls\u{202e}\u{9b}2J\r\n";
     let address = smtp_peer("250-mx.certdrift.test\r\n250 STARTTLS\r\n", answer).await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "smtp",
         "starttls_refused",
         "the server does not start TLS over smtp: it answered STARTTLS with \
          454 \\x1b[31mno tls\\u{202e}\\u{9b}2J",
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 
     // The table a person reads carries no control character either.
     let site = LocalSite::start("peer.certdrift.test").await;
@@ -265,24 +245,22 @@ async fn an_smtp_server_refusing_starttls_says_what_it_answered() {
         "454 4.7.0 TLS not available due to local problem\r\n",
     )
     .await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "smtp",
         "starttls_refused",
         "the server does not start TLS over smtp: it answered STARTTLS with 454 4.7.0 TLS not available due to local problem",
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 
     let address = smtp_peer("250-mx.certdrift.test\r\n250 SIZE 10240000\r\n", "").await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "smtp",
         "starttls_refused",
         "the server does not start TLS over smtp: it does not offer STARTTLS in its EHLO reply",
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -297,16 +275,15 @@ async fn an_endless_line_before_tls_stops_at_the_line_cap() {
         }
     })
     .await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "smtp",
         "preamble",
         &format!(
             "the smtp dialogue before TLS failed: the server sent a line longer than {MAX_LINE_BYTES} bytes"
         ),
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -320,16 +297,15 @@ async fn too_many_lines_before_tls_stop_at_the_lines_cap() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     })
     .await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "smtp",
         "preamble",
         &format!(
             "the smtp dialogue before TLS failed: the server sent more than {MAX_PREAMBLE_LINES} lines"
         ),
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -346,16 +322,15 @@ async fn many_short_lines_before_tls_stop_at_the_byte_cap() {
         }
     })
     .await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "smtp").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "smtp",
         "preamble",
         &format!(
             "the smtp dialogue before TLS failed: the server sent more than {MAX_PREAMBLE_BYTES} bytes before TLS"
         ),
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -368,14 +343,13 @@ async fn an_oversized_mysql_greeting_is_refused_by_its_length() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     })
     .await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "mysql").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "mysql",
         "preamble",
         "the mysql dialogue before TLS failed: the server sent a first packet of 2000 bytes",
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -391,14 +365,13 @@ async fn an_oversized_ldap_response_is_refused_by_its_length() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     })
     .await;
-    let (run, took) = check_peer(address, "timeout = \"5s\"\n", "ldap").await;
-    assert_failed(
-        &run,
-        took,
+    fails_within_5s(
+        address,
+        "ldap",
         "preamble",
         "the ldap dialogue before TLS failed: the server sent an LDAP message of 65542 bytes",
-        Duration::from_secs(5),
-    );
+    )
+    .await;
 }
 
 /// A listener whose accept queue is full: it never accepts, and its one queued connection
@@ -485,27 +458,14 @@ async fn a_starttls_protocol_against_an_implicit_tls_port_hints_at_protocol_tls(
 async fn a_tarpit_beside_a_good_site_delays_nothing_beyond_the_deadline() {
     let address = tarpit().await;
     let good = LocalSite::start("good.certdrift.test").await;
-    let config = good.dir.path().join("certdrift.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let started = Instant::now();
+    let run = check_config(good.dir.path(), &format!(
             "timeout = \"2s\"\n\n[[site]]\nname = \"tarpit\"\nhost = \"{}\"\nport = {}\nsni = \"tarpit.certdrift.test\"\ncert = \"{}\"\n\n{}",
             address.ip(),
             address.port(),
             good.fullchain().display(),
             good.site_table("good")
-        ),
-    )
-    .unwrap();
-    let started = Instant::now();
-    let run = certdrift(&[
-        "check",
-        "--format",
-        "json",
-        "--config",
-        config.to_str().unwrap(),
-    ])
-    .await;
+        )).await;
     let took = started.elapsed();
     assert_eq!(run.status, 2, "{run:?}");
     let results = run.json()["results"].as_array().unwrap().clone();
@@ -547,10 +507,10 @@ async fn a_server_that_answers_once_then_hangs_costs_one_timeout_not_one_per_han
             });
         }
     });
-    let config = good.dir.path().join("certdrift.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let started = Instant::now();
+    let run = check_config(
+        good.dir.path(),
+        &format!(
             "timeout = \"2s\"\n\n[[site]]\nname = \"once\"\nhost = \"{}\"\nport = {}\n\
              sni = \"once.certdrift.test\"\ncert = \"{}\"\nhandshakes = 5\n",
             address.ip(),
@@ -558,15 +518,6 @@ async fn a_server_that_answers_once_then_hangs_costs_one_timeout_not_one_per_han
             good.fullchain().display()
         ),
     )
-    .unwrap();
-    let started = Instant::now();
-    let run = certdrift(&[
-        "check",
-        "--format",
-        "json",
-        "--config",
-        config.to_str().unwrap(),
-    ])
     .await;
     let took = started.elapsed();
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::util::{ChildGuard, LocalSite, http_get, require, spawn_serve, wait_for};
+use crate::util::{ChildGuard, LocalSite, http_get, require, spawn_serve, tarpit, wait_for};
 
 /// Starts `serve` on a free port with `config` and waits for `/healthz`.
 pub async fn start_serve(config: &std::path::Path, log: &std::path::Path) -> (ChildGuard, String) {
@@ -266,17 +266,7 @@ fn series_value(scrape: &str, prefix: &str) -> Option<f64> {
 async fn a_recheck_that_arrives_during_a_probe_probes_again_when_it_ends() {
     // A peer that accepts and never speaks keeps the site's probe in flight for the whole
     // handshake timeout, so the request below lands while the site is not waiting.
-    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let at = tarpit.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        for _ in 0..16 {
-            match tarpit.accept().await {
-                Ok((socket, _)) => held.push(socket),
-                Err(_) => return,
-            }
-        }
-    });
+    let at = tarpit().await;
     let site = LocalSite::start("inflight.certdrift.test").await;
     let config = site.dir.path().join("certdrift.toml");
     std::fs::write(
@@ -331,17 +321,7 @@ async fn a_recheck_that_arrives_during_a_probe_probes_again_when_it_ends() {
 
 #[tokio::test]
 async fn a_site_stuck_in_its_probe_delays_neither_the_others_nor_the_http_side() {
-    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stuck_at = tarpit.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        for _ in 0..16 {
-            match tarpit.accept().await {
-                Ok((socket, _)) => held.push(socket),
-                Err(_) => return,
-            }
-        }
-    });
+    let stuck_at = tarpit().await;
     let good = LocalSite::start("steady.certdrift.test").await;
     let config = good.dir.path().join("certdrift.toml");
     std::fs::write(

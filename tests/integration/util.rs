@@ -438,3 +438,24 @@ pub async fn spawn_serve(
     .await;
     (child, base)
 }
+
+/// A loopback peer that accepts up to 16 connections and says nothing on any, holding each
+/// for a minute: a probe of it waits out its handshake timeout.
+pub async fn tarpit() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback binds");
+    let address = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move {
+        for _ in 0..16 {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(socket);
+            });
+        }
+    });
+    address
+}
