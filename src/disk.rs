@@ -168,6 +168,16 @@ impl DiskError {
 /// A [`DiskError`] for a file that is missing, unreadable, a directory, a FIFO or device,
 /// empty, too large, not PEM, or without a parsable certificate.
 pub fn load(path: &Path) -> Result<DiskCert, DiskError> {
+    load_blocks(path).map(|(cert, _)| cert)
+}
+
+/// Like [`load`], also returning every PEM block of the file (keys included), for callers
+/// that want more of it than the certificates: the file is read once.
+///
+/// # Errors
+///
+/// As [`load`].
+pub fn load_blocks(path: &Path) -> Result<(DiskCert, Vec<pem::PemBlock>), DiskError> {
     let bytes = read_capped(path)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DiskError::Empty {
@@ -192,7 +202,7 @@ pub fn load(path: &Path) -> Result<DiskCert, DiskError> {
     if certs.is_empty() {
         return Err(DiskError::NoCertificate {
             path: path.to_owned(),
-            found: blocks.into_iter().map(|block| block.label).collect(),
+            found: blocks.iter().map(|block| block.label.clone()).collect(),
         });
     }
 
@@ -208,13 +218,14 @@ pub fn load(path: &Path) -> Result<DiskCert, DiskError> {
     // would keep the spare capacity of the vector it came from, four entries for one.
     let mut chain: Vec<CertSummary> = certs.collect();
     chain.shrink_to_fit();
-    Ok(DiskCert {
+    let cert = DiskCert {
         path: path.to_owned(),
         leaf,
         chain,
         chain_file: None,
         notes,
-    })
+    };
+    Ok((cert, blocks))
 }
 
 /// Reads the certificate file at `path` and, when it holds the leaf alone, the chain from

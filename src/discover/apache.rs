@@ -41,10 +41,7 @@ pub fn parse(files: &dyn ConfigFiles, conf: &Path) -> Parsed {
         Ok(text) => reader.parse_file(&conf, &text, 0),
         Err(err) => {
             return Parsed {
-                warnings: vec![Warning::new(
-                    Origin::file(&conf),
-                    format!("cannot read the apache2 config: {err}"),
-                )],
+                warnings: vec![files::unreadable_config("apache2", &conf, &err)],
                 ..Parsed::default()
             };
         }
@@ -109,9 +106,6 @@ struct Reader<'a> {
     files_read: usize,
     stack: IncludeStack,
 }
-
-/// Includes nested deeper than this are a loop.
-const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// Sections whose contents apply (or may) to the server they sit in.
 const CONDITIONAL: [&str; 7] = [
@@ -265,11 +259,9 @@ impl Reader<'_> {
         let Some(pattern) = args.first() else {
             return Vec::new();
         };
-        if depth >= MAX_INCLUDE_DEPTH {
-            self.warnings.push(Warning::new(
-                origin.clone(),
-                format!("Include {pattern}: includes nested more than {MAX_INCLUDE_DEPTH} deep (a loop?); not followed"),
-            ));
+        if depth >= files::MAX_INCLUDE_DEPTH {
+            self.warnings
+                .push(files::too_deep("Include", pattern, origin.clone()));
             return Vec::new();
         }
         let optional = name == "includeoptional";

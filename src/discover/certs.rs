@@ -11,7 +11,6 @@ use std::path::Path;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::disk::{self, DiskError};
-use crate::pem;
 use crate::probe::KeyType;
 
 /// A certificate file, as far as discovery looks into it.
@@ -49,14 +48,7 @@ impl CertPeek {
 ///
 /// What [`disk::load`] says about the file (missing, unreadable, not PEM, no certificate).
 pub fn peek(path: &Path) -> Result<CertPeek, DiskError> {
-    let cert = disk::load(path)?;
-    // disk::load read and parsed the file just now; reading it again for the block labels
-    // and the leaf's key algorithm cannot fail for another reason than a race with a
-    // renewal, which then only costs the key type.
-    let blocks = std::fs::read(path)
-        .ok()
-        .and_then(|bytes| pem::parse_blocks(&bytes).ok())
-        .unwrap_or_default();
+    let (cert, blocks) = disk::load_blocks(path)?;
     let key_type = blocks
         .iter()
         .find(|block| block.is_certificate())

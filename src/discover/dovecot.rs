@@ -91,10 +91,7 @@ pub fn read_files(files: &dyn ConfigFiles, conf: &Path, warnings: &mut Vec<Warni
             nodes
         }
         Err(err) => {
-            warnings.push(Warning::new(
-                Origin::file(&conf),
-                format!("cannot read the dovecot config: {err}"),
-            ));
+            warnings.push(files::unreadable_config("dovecot", &conf, &err));
             Vec::new()
         }
     }
@@ -135,9 +132,6 @@ struct Reader<'a> {
     warnings: Vec<Warning>,
     stack: IncludeStack,
 }
-
-/// Includes nested deeper than this are a loop.
-const MAX_INCLUDE_DEPTH: usize = 16;
 
 impl Reader<'_> {
     /// Parses the file at `path` (entered on the include stack) and leaves it.
@@ -239,11 +233,9 @@ impl Reader<'_> {
         depth: usize,
     ) -> Vec<Node> {
         let pattern = unquote(argument);
-        if depth >= MAX_INCLUDE_DEPTH {
-            self.warnings.push(Warning::new(
-                origin.clone(),
-                format!("!include {pattern}: includes nested more than {MAX_INCLUDE_DEPTH} deep (a loop?); not followed"),
-            ));
+        if depth >= files::MAX_INCLUDE_DEPTH {
+            self.warnings
+                .push(files::too_deep("!include", pattern, origin.clone()));
             return Vec::new();
         }
         let dir = from.parent().unwrap_or(Path::new("/"));

@@ -12,6 +12,8 @@ use std::fmt;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
+use crate::discover::{Origin, Warning};
+
 /// A source of configuration files.
 pub trait ConfigFiles {
     /// The text of the file at `path`.
@@ -424,6 +426,29 @@ pub fn normalize(path: &Path) -> PathBuf {
 /// `path` taken relative to `base` when it is relative, normalized.
 pub fn resolve(base: &Path, path: &Path) -> PathBuf {
     normalize(&base.join(path))
+}
+
+/// How deep includes may nest before a chain is taken for a loop that the stack of open
+/// files did not catch (the same file reached under different names).
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// The warning for an include (`keyword` as the server spells it) nested past
+/// [`MAX_INCLUDE_DEPTH`].
+pub fn too_deep(keyword: &str, pattern: &str, origin: Origin) -> Warning {
+    Warning::new(
+        origin,
+        format!(
+            "{keyword} {pattern}: includes nested more than {MAX_INCLUDE_DEPTH} deep (a loop?); not followed"
+        ),
+    )
+}
+
+/// The warning for a server's main config that cannot be read.
+pub fn unreadable_config(server: &str, path: &Path, err: &dyn fmt::Display) -> Warning {
+    Warning::new(
+        Origin::file(path),
+        format!("cannot read the {server} config: {err}"),
+    )
 }
 
 #[cfg(test)]

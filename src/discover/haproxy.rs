@@ -40,10 +40,9 @@ pub fn parse(files: &dyn ConfigFiles, conf: &Path) -> Parsed {
         let text = match files.read(&file) {
             Ok(text) => text,
             Err(err) => {
-                parsed.warnings.push(Warning::new(
-                    Origin::file(&file),
-                    format!("cannot read the haproxy config: {err}"),
-                ));
+                parsed
+                    .warnings
+                    .push(files::unreadable_config("haproxy", &file, &err));
                 continue;
             }
         };

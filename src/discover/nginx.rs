@@ -130,10 +130,7 @@ pub fn parse(files: &dyn ConfigFiles, conf: &Path) -> Parsed {
         Ok(text) => reader.parse_file(&conf, &text, 0),
         Err(err) => {
             return Parsed {
-                warnings: vec![Warning::new(
-                    Origin::file(&conf),
-                    format!("cannot read the nginx config: {err}"),
-                )],
+                warnings: vec![files::unreadable_config("nginx", &conf, &err)],
                 ..Parsed::default()
             };
         }
@@ -171,10 +168,6 @@ struct Reader<'a> {
     read: Vec<PathBuf>,
     stack: IncludeStack,
 }
-
-/// Includes nested deeper than this are a loop (nginx would recurse until it runs out of
-/// file descriptors).
-const MAX_INCLUDE_DEPTH: usize = 16;
 
 impl Reader<'_> {
     fn parse_file(&mut self, path: &Path, text: &str, depth: usize) -> Vec<Directive> {
@@ -225,10 +218,11 @@ impl Reader<'_> {
             ));
             return Vec::new();
         };
-        if depth >= MAX_INCLUDE_DEPTH {
-            self.warnings.push(Warning::new(
+        if depth >= files::MAX_INCLUDE_DEPTH {
+            self.warnings.push(files::too_deep(
+                "include",
+                pattern,
                 directive.origin.clone(),
-                format!("include {pattern}: includes nested more than {MAX_INCLUDE_DEPTH} deep (a loop?); not followed"),
             ));
             return Vec::new();
         }
@@ -509,10 +503,7 @@ fn server_endpoint(
     conf_dir: &Path,
     parsed: &mut Parsed,
 ) -> Option<Endpoint> {
-    let mut own = Inherited::default();
-    for directive in body {
-        apply_tls_directive(directive, &mut own);
-    }
+    let own = Inherited::read(body);
     let ssl_on = own.ssl_on || inherited.ssl_on;
     let mut listens = Vec::new();
     let mut listen_texts = Vec::new();
@@ -560,12 +551,10 @@ fn server_endpoint(
         listen_texts.push("listen *:80 (the default) with ssl on".to_owned());
     }
     if listens.is_empty() {
-        if !notes.is_empty() {
-            for note in notes {
-                parsed
-                    .warnings
-                    .push(Warning::new(server.origin.clone(), note));
-            }
+        for note in notes {
+            parsed
+                .warnings
+                .push(Warning::new(server.origin.clone(), note));
         }
         return None;
     }
