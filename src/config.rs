@@ -193,12 +193,8 @@ impl Config {
 
         let duration =
             |value: Option<Spanned<String>>, key: &str, minimum: Duration, default: Duration| {
-                match value {
-                    Some(value) => {
-                        parse_duration(&value, key, minimum).map_err(|msg| at(value.span(), msg))
-                    }
-                    None => Ok(default),
-                }
+                duration_or(value.as_ref(), key, minimum, default)
+                    .map_err(|(span, msg)| at(span, msg))
             };
         let interval = duration(
             raw.interval,
@@ -799,6 +795,20 @@ fn check_sni(sni: &str) -> Result<(), String> {
     }
 }
 
+/// `value` parsed as a duration of at least `minimum`, or `default` when the key is absent;
+/// an error carries the value's span.
+fn duration_or(
+    value: Option<&Spanned<String>>,
+    key: &str,
+    minimum: Duration,
+    default: Duration,
+) -> Result<Duration, SpanError> {
+    match value {
+        Some(value) => parse_duration(value, key, minimum).map_err(|msg| (value.span(), msg)),
+        None => Ok(default),
+    }
+}
+
 /// SNI defaults to the host when the host is a name; an IP address is never sent as SNI
 /// (RFC 6066, section 3).
 fn default_sni(host: &str) -> Option<String> {
@@ -1107,12 +1117,8 @@ type SpanError = (Range<usize>, String);
 
 fn validate_alerts(raw: RawAlerts, base: &Path) -> Result<AlertSettings, SpanError> {
     let defaults = AlertSettings::default();
-    let duration = |value: &Option<Spanned<String>>,
-                    key: &str,
-                    minimum: Duration,
-                    default: Duration| match value {
-        Some(value) => parse_duration(value, key, minimum).map_err(|msg| (value.span(), msg)),
-        None => Ok(default),
+    let duration = |value: &Option<Spanned<String>>, key: &str, minimum, default| {
+        duration_or(value.as_ref(), key, minimum, default)
     };
     let threshold = |value: &Option<Spanned<String>>, key: &str, default: Threshold| match value {
         Some(value) => parse_threshold(value.get_ref())
@@ -1360,12 +1366,8 @@ fn validate_receiver(
         ),
         None => None,
     };
-    let duration = |value: &Option<Spanned<String>>,
-                    key: &str,
-                    minimum: Duration,
-                    default: Duration| match value {
-        Some(value) => parse_duration(value, key, minimum).map_err(|msg| (Some(value.span()), msg)),
-        None => Ok(default),
+    let duration = |value: &Option<Spanned<String>>, key: &str, minimum, default| {
+        duration_or(value.as_ref(), key, minimum, default).map_err(|(span, msg)| (Some(span), msg))
     };
     let default_repeat = match kind {
         ReceiverKind::Alertmanager => DEFAULT_ALERTMANAGER_RESEND.min(alerts.repeat_interval),

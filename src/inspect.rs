@@ -534,11 +534,7 @@ fn address_report(
         (Verdict::ReloadNeeded, Some(changed_at)) => address
             .parse::<SocketAddr>()
             .ok()
-            .and_then(serving::local_listener)
-            // The demo's server runs inside certdrift itself: "reload certdrift" would be
-            // no help to anyone.
-            .filter(|listener| u32::try_from(listener.pid).ok() != Some(std::process::id()))
-            .and_then(|listener| listener.hint(*changed_at)),
+            .and_then(|address| serving::hint(address, *changed_at)),
         _ => None,
     };
 

@@ -44,8 +44,6 @@ pub struct Listener {
     pub started_at: OffsetDateTime,
     /// The newest start time among all holders: when the server last (re)loaded.
     pub loaded_at: OffsetDateTime,
-    /// Every process holding the socket.
-    pub pids: Vec<i32>,
 }
 
 impl Listener {
@@ -71,6 +69,16 @@ impl Listener {
             None
         }
     }
+}
+
+/// The hint for `address`, whose certificate file changed at `disk_changed_at` while it still
+/// serves the old one: who listens there, and what its start time says. `None` when the
+/// address is not on this machine, /proc does not tell, or the listener is certdrift itself
+/// (the demo's server runs inside it, and "reload certdrift" would help nobody).
+pub fn hint(address: SocketAddr, disk_changed_at: OffsetDateTime) -> Option<String> {
+    local_listener(address)
+        .filter(|listener| u32::try_from(listener.pid).ok() != Some(std::process::id()))
+        .and_then(|listener| listener.hint(disk_changed_at))
 }
 
 /// The process listening on `address`, when the address is on this machine and /proc
@@ -117,7 +125,6 @@ pub fn local_listener(address: SocketAddr) -> Option<Listener> {
         comm: master.comm,
         started_at: started(master.starttime),
         loaded_at: started(newest),
-        pids,
     })
 }
 
@@ -246,7 +253,6 @@ mod tests {
             comm: "nginx".to_owned(),
             started_at: loaded_at - time::Duration::hours(1),
             loaded_at,
-            pids: vec![41, 42],
         }
     }
 

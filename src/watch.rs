@@ -49,6 +49,19 @@ pub struct FileIdentity {
     links_modified: Vec<Option<SystemTime>>,
 }
 
+impl FileIdentity {
+    /// The latest modification time among the file and the symlinks leading to it.
+    fn changed_at(&self) -> Option<OffsetDateTime> {
+        self.links_modified
+            .iter()
+            .copied()
+            .chain([self.modified])
+            .flatten()
+            .max()
+            .map(OffsetDateTime::from)
+    }
+}
+
 /// `path` resolved one component at a time: the file, and each symlink met (its own path
 /// and its modification time).
 struct Resolved {
@@ -60,16 +73,7 @@ struct Resolved {
 /// modification time among the file and the symlinks leading to it (a re-pointed link is
 /// newer than the old archive file it now points at). `None` when the path does not resolve.
 pub fn changed_at(path: &Path) -> Option<OffsetDateTime> {
-    let resolved = resolve(path)?;
-    let file = std::fs::metadata(&resolved.file).ok()?.modified().ok();
-    let latest = resolved
-        .links
-        .iter()
-        .map(|(_, modified)| *modified)
-        .chain([file])
-        .flatten()
-        .max()?;
-    Some(OffsetDateTime::from(latest))
+    identity(path)?.changed_at()
 }
 
 /// The identity of what `path` leads to now.

@@ -136,7 +136,12 @@ impl AlertEngine {
             }
         }
         for key in before {
-            if !book.firing.iter().any(|alert| alert.key == key) {
+            if !book
+                .firing
+                .iter()
+                .filter(site_alerts)
+                .any(|alert| alert.key == key)
+            {
                 info!(alert = %key.alert, site = %key.site, address = %key.address, "alert resolved");
             }
         }
