@@ -839,19 +839,13 @@ fn read_config_file(path: &Path) -> Result<String, String> {
     use std::io::Read;
 
     let unreadable = |err: std::io::Error| format!("cannot read the config file: {err}");
-    let not_regular = |what: &str| {
-        format!("not a regular file (it is {what}); give the path of the TOML config file")
-    };
-    // Stat first, through symlinks: opening a FIFO blocks until a writer comes.
-    let metadata = std::fs::metadata(path).map_err(unreadable)?;
-    if let Some(what) = crate::disk::special_file_kind(metadata.file_type()) {
-        return Err(not_regular(what));
-    }
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let metadata = file.metadata().map_err(unreadable)?;
-    if let Some(what) = crate::disk::special_file_kind(metadata.file_type()) {
-        return Err(not_regular(what));
-    }
+    let file = crate::disk::open_regular(path).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::InvalidInput {
+            format!("{err}; give the path of the TOML config file")
+        } else {
+            unreadable(err)
+        }
+    })?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)

@@ -316,6 +316,31 @@ fn leaf_notes(certs: &[(usize, CertSummary)]) -> Vec<String> {
     notes
 }
 
+/// Opens `path` for reading, refusing what is neither a regular file nor a directory (a
+/// FIFO, a device, a socket) before the open can block on it, and again after it, for a
+/// path swapped in between. The error for a refused path says what it is ("not a regular
+/// file (it is a FIFO)").
+///
+/// # Errors
+///
+/// The stat's or the open's error, or [`std::io::ErrorKind::InvalidInput`] for a special
+/// file.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let refuse = |metadata: &std::fs::Metadata| match special_file_kind(metadata.file_type()) {
+        Some(what) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file (it is {what})"),
+        )),
+        None => Ok(()),
+    };
+    // Stat first, through symlinks as the open goes: opening a FIFO blocks until a writer
+    // comes.
+    refuse(&std::fs::metadata(path)?)?;
+    let file = File::open(path)?;
+    refuse(&file.metadata()?)?;
+    Ok(file)
+}
+
 /// What a path that is neither a regular file nor a directory is, in words (`a FIFO`); `None`
 /// for a regular file or a directory. `file_type` is of the path with symlinks followed.
 pub fn special_file_kind(file_type: std::fs::FileType) -> Option<&'static str> {

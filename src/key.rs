@@ -27,7 +27,7 @@ pub enum KeyCheck {
 pub fn check_key(path: &Path, cert: &CertSummary) -> KeyCheck {
     let shown = path.display();
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(path)
+    let read = crate::disk::open_regular(path)
         .and_then(|file| file.take(MAX_KEY_BYTES + 1).read_to_end(&mut bytes));
     if let Err(err) = read {
         return KeyCheck::Unreadable(format!("{shown}: cannot read the key: {err}"));

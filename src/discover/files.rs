@@ -148,7 +148,7 @@ pub struct FsFiles;
 
 impl ConfigFiles for FsFiles {
     fn read(&self, path: &Path) -> io::Result<String> {
-        let file = std::fs::File::open(path)?;
+        let file = crate::disk::open_regular(path)?;
         // Read one byte past the cap, so a file that grows while read is refused too.
         let mut bytes = Vec::new();
         file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
@@ -454,6 +454,14 @@ pub fn unreadable_config(server: &str, path: &Path, err: &dyn fmt::Display) -> W
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_or_fifo_is_refused_before_it_is_read() {
+        // /dev/zero used to be read to the cap ("0 bytes, over the 8 MiB ..."), and a FIFO
+        // blocked discovery for good.
+        let err = FsFiles.read(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file (it is a character device)");
+    }
 
     #[test]
     fn wildcards_match_within_one_component() {

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -191,8 +192,19 @@ impl ChainVerifier {
     ///
     /// A message naming the file when it cannot be read or holds no certificate.
     pub fn from_ca_file(path: &Path, provider: Arc<CryptoProvider>) -> Result<Self, String> {
-        let text = std::fs::read(path)
-            .map_err(|err| format!("{}: cannot read the CA file: {err}", path.display()))?;
+        let unreadable =
+            |err: std::io::Error| format!("{}: cannot read the CA file: {err}", path.display());
+        let mut text = Vec::new();
+        crate::disk::open_regular(path)
+            .and_then(|file| file.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut text))
+            .map_err(unreadable)?;
+        if text.len() as u64 > MAX_CA_FILE_BYTES {
+            return Err(format!(
+                "{}: larger than {} MiB, not a CA file",
+                path.display(),
+                MAX_CA_FILE_BYTES >> 20
+            ));
+        }
         let certs = CertificateDer::pem_slice_iter(&text)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| format!("{}: bad PEM in the CA file: {err}", path.display()))?;
@@ -478,6 +490,10 @@ fn words_of(err: &impl fmt::Debug) -> String {
     }
     words
 }
+
+/// The most a `ca_file` may weigh. The system bundle is about 200 KiB; a file much larger is
+/// not a CA file (`/dev/zero`, a log named by mistake).
+const MAX_CA_FILE_BYTES: u64 = 16 << 20;
 
 #[cfg(test)]
 mod tests {

@@ -238,6 +238,70 @@ fn temp_fifo(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 #[tokio::test]
+async fn a_fifo_or_a_device_as_the_key_or_ca_file_is_refused_not_read() {
+    let site = crate::util::LocalSite::start("special.certdrift.test").await;
+    let (_dir, fifo) = temp_fifo("privkey.pem");
+    let address = site.address();
+    let (host, port) = (address.ip().to_string(), address.port().to_string());
+    let cert = site.fullchain().display().to_string();
+    let ca = site.ca_file.display().to_string();
+
+    // A FIFO as the key: a key_unreadable finding, not a `check` that never returns.
+    let key = fifo.display().to_string();
+    let args = [
+        "check",
+        "--format",
+        "json",
+        "--host",
+        &host,
+        "--port",
+        &port,
+        "--sni",
+        "special.certdrift.test",
+        "--cert",
+        &cert,
+        "--ca-file",
+        &ca,
+        "--key",
+        &key,
+    ];
+    let run = certdrift(&args).await;
+    assert_eq!(run.status, 1, "{run:?}");
+    let findings = run.first_result()["findings"].clone();
+    assert_eq!(findings[0]["finding"], "key_unreadable", "{findings}");
+    assert_eq!(
+        findings[0]["detail"],
+        format!("{key}: cannot read the key: not a regular file (it is a FIFO)")
+    );
+
+    // A device as the CA file: a clear error at once, not memory filling up from /dev/zero.
+    for (path, what) in [
+        (key.as_str(), "a FIFO"),
+        ("/dev/zero", "a character device"),
+    ] {
+        let args = [
+            "check",
+            "--host",
+            &host,
+            "--port",
+            &port,
+            "--cert",
+            &cert,
+            "--ca-file",
+            path,
+        ];
+        let run = certdrift(&args).await;
+        assert_eq!(run.status, 2, "{run:?}");
+        assert_eq!(
+            run.stderr.trim_end(),
+            format!(
+                "certdrift: {path}: cannot read the CA file: not a regular file (it is {what})"
+            )
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_fifo_or_a_device_as_the_cert_file_is_refused_not_read() {
     let (dir, fifo) = temp_fifo("fullchain.pem");
     let link = dir.path().join("live.pem");
