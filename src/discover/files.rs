@@ -460,7 +460,10 @@ mod tests {
         // /dev/zero used to be read to the cap ("0 bytes, over the 8 MiB ..."), and a FIFO
         // blocked discovery for good.
         let err = FsFiles.read(Path::new("/dev/zero")).unwrap_err();
-        assert_eq!(err.to_string(), "not a regular file (it is a character device)");
+        assert_eq!(
+            err.to_string(),
+            "not a regular file (it is a character device)"
+        );
     }
 
     #[test]

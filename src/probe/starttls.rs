@@ -422,6 +422,12 @@ impl<'a> Conversation<'a> {
     async fn line(&mut self) -> Result<String, ProbeError> {
         loop {
             if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
+                // A whole line can arrive in one read: its length counts as much as that of
+                // one still coming in.
+                let length = end - usize::from(end > 0 && self.buffer[end - 1] == b'\r');
+                if length > MAX_LINE_BYTES {
+                    return Err(self.broken(&format!("a line longer than {MAX_LINE_BYTES} bytes")));
+                }
                 let raw: Vec<u8> = self.buffer.drain(..=end).collect();
                 self.lines += 1;
                 if self.lines > MAX_PREAMBLE_LINES {

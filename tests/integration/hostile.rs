@@ -287,6 +287,26 @@ async fn an_endless_line_before_tls_stops_at_the_line_cap() {
 }
 
 #[tokio::test]
+async fn a_long_line_that_arrives_whole_stops_at_the_line_cap() {
+    // Terminated and sent in one write, so the prober sees the end of line at once.
+    let address = peer(|mut socket| async move {
+        let line = format!("220 {}\r\n", "A".repeat(MAX_LINE_BYTES + 1000));
+        let _ = socket.write_all(line.as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await;
+    fails_within_5s(
+        address,
+        "smtp",
+        "preamble",
+        &format!(
+            "the smtp dialogue before TLS failed: the server sent a line longer than {MAX_LINE_BYTES} bytes"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn too_many_lines_before_tls_stop_at_the_lines_cap() {
     let address = peer(|mut socket| async move {
         for _ in 0..10 * MAX_PREAMBLE_LINES {
