@@ -119,8 +119,11 @@ pub enum ProbeError {
         limit: usize,
     },
     /// The server closed the connection before the handshake finished.
-    #[error("the server closed the connection during the TLS handshake")]
-    Closed,
+    #[error("the server closed the connection during {phase}")]
+    Closed {
+        /// The phase that was running: the dialogue before TLS, or the handshake.
+        phase: Phase,
+    },
     /// The handshake finished without a server certificate (anonymous or PSK-only).
     #[error("the server presented no certificate")]
     NoCertificate,
@@ -147,7 +150,7 @@ impl ProbeError {
             Self::StartTlsRefused { .. } => "starttls_refused",
             Self::Preamble { .. } => "preamble",
             Self::OversizedChain { .. } => "oversized_chain",
-            Self::Closed => "closed",
+            Self::Closed { .. } => "closed",
             Self::NoCertificate => "no_certificate",
             Self::BadCertificate { .. } => "bad_certificate",
         }
@@ -697,7 +700,9 @@ fn handshake_error(err: io::Error) -> ProbeError {
     match err.kind() {
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe => ProbeError::Closed,
+        | io::ErrorKind::BrokenPipe => ProbeError::Closed {
+            phase: Phase::Handshake,
+        },
         _ => ProbeError::Tls(err.to_string()),
     }
 }

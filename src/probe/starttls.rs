@@ -17,7 +17,7 @@ use std::str::FromStr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::probe::{IMPLICIT_TLS_HINT, ProbeError};
+use crate::probe::{IMPLICIT_TLS_HINT, Phase, ProbeError};
 use crate::text::escape_controls;
 
 /// How a site speaks before TLS.
@@ -492,7 +492,9 @@ impl<'a> Conversation<'a> {
             .await
             .map_err(|err| self.io_error(&err))?;
         if read == 0 {
-            return Err(ProbeError::Closed);
+            return Err(ProbeError::Closed {
+                phase: Phase::Preamble,
+            });
         }
         // A TLS record header (handshake or alert, version 3.x) where plaintext was due: the
         // server expects TLS from the first byte.
@@ -518,7 +520,9 @@ impl<'a> Conversation<'a> {
         match err.kind() {
             std::io::ErrorKind::ConnectionReset
             | std::io::ErrorKind::BrokenPipe
-            | std::io::ErrorKind::UnexpectedEof => ProbeError::Closed,
+            | std::io::ErrorKind::UnexpectedEof => ProbeError::Closed {
+                phase: Phase::Preamble,
+            },
             _ => ProbeError::Preamble {
                 protocol: self.protocol.as_str(),
                 detail: err.to_string(),

@@ -287,6 +287,24 @@ async fn an_endless_line_before_tls_stops_at_the_line_cap() {
 }
 
 #[tokio::test]
+async fn a_hang_up_during_starttls_is_named_as_the_dialogue_not_the_handshake() {
+    let address = peer(|mut socket| async move {
+        let _ = socket.write_all(b"220 mx.certdrift.test ESMTP\r\n").await;
+        let mut ehlo = [0u8; 256];
+        let _ = socket.read(&mut ehlo).await;
+        drop(socket);
+    })
+    .await;
+    fails_within_5s(
+        address,
+        "smtp",
+        "closed",
+        "the server closed the connection during the dialogue before TLS",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_long_line_that_arrives_whole_stops_at_the_line_cap() {
     // Terminated and sent in one write, so the prober sees the end of line at once.
     let address = peer(|mut socket| async move {

@@ -334,7 +334,12 @@ fn disk_and_probe_errors_read_well() {
         ProbeError::Connect("Network is unreachable (os error 101)".into()),
         ProbeError::TlsAlert("handshake_failure".into()),
         ProbeError::Tls("received corrupt message of type InvalidContentType".into()),
-        ProbeError::Closed,
+        ProbeError::Closed {
+            phase: Phase::Handshake,
+        },
+        ProbeError::Closed {
+            phase: Phase::Preamble,
+        },
         ProbeError::NoCertificate,
         ProbeError::BadCertificate {
             index: 1,
