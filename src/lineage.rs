@@ -182,6 +182,15 @@ fn find(
 ) -> Option<(Lineage, Relation)> {
     let own = own_lineage(path);
     if let Some(live) = explicit {
+        // A typo here would quietly turn the lineage findings off: say so on the row.
+        if !live.is_dir() {
+            notes.push(format!(
+                "`lineage` {} is not a directory: no lineage findings for this file; \
+                 give the lineage's live/NAME directory",
+                live.display()
+            ));
+            return None;
+        }
         let lineage = Lineage::from_live_dir(live)?;
         let relation = match &own {
             Some(own) if *own == lineage => Relation::Live,
@@ -566,5 +575,25 @@ mod tests {
         fs::write(&copy, other.fullchain_pem()).expect("writing the copy");
         let inspection = inspect(&copy, &other.summary(), None, Some(root.path()));
         assert_eq!(inspection, Inspection::default());
+    }
+
+    #[test]
+    fn a_lineage_key_that_names_no_directory_says_so() {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let ca = TestCa::new("lineage test CA");
+        let cert = ca.issue(&LeafSpec::new(["typo.test"]));
+        let copy = root.path().join("copy.pem");
+        fs::write(&copy, cert.fullchain_pem()).expect("writing the copy");
+        let missing = root.path().join("live").join("typo.tset");
+        let inspection = inspect(&copy, &cert.summary(), Some(&missing), None);
+        assert_eq!(inspection.found, None);
+        assert_eq!(
+            inspection.notes,
+            [format!(
+                "`lineage` {} is not a directory: no lineage findings for this file; \
+                 give the lineage's live/NAME directory",
+                missing.display()
+            )]
+        );
     }
 }
